@@ -1,0 +1,187 @@
+"""HTTP to FullStory: auth, timeouts, retries, and FullStory errors turned into exceptions.
+
+Two sessions, on purpose:
+- the API session sends `Authorization: Basic <key>` and only ever talks to `base_url`
+  (redirects are not followed, so the key cannot travel to another host);
+- the download session sends no credentials at all: export links are presigned storage URLs,
+  and a key sent there would leak to the storage host (S3-style stores also reject it).
+Retries (429 with Retry-After, 5xx, connection errors) come from dlt's requests helper.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from dlt.sources.helpers.requests import Client
+from dlt.sources.helpers.rest_client import RESTClient
+from dlt.sources.helpers.rest_client.auth import APIKeyAuth
+from requests import Response
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import ConnectTimeout
+
+from .errors import ConfigurationError, FullStoryAPIError, UnexpectedResponseError
+
+logger = logging.getLogger(__name__)
+
+REGION_URLS = {"us": "https://api.fullstory.com", "eu1": "https://api.eu1.fullstory.com"}
+
+
+def resolve_base_url(base_url: str | None, region: str | None, api_key: str) -> str:
+    """`base_url` wins; else `region`; else an `eu1.` key means the EU host; else the US host."""
+    if base_url:
+        return check_base_url(base_url)
+    if region:
+        if region not in REGION_URLS:
+            raise ConfigurationError(
+                f"region={region!r} is unknown; use one of {sorted(REGION_URLS)} or set base_url"
+            )
+        return REGION_URLS[region]
+    return REGION_URLS["eu1" if api_key.startswith("eu1.") else "us"]
+
+
+def check_base_url(url: str) -> str:
+    """Refuse plain http:// except to this machine: the key must never cross a network in clear."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"base_url={url!r} is not an http(s) URL; use e.g. https://api.fullstory.com"
+        )
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"base_url={url!r} uses plain http:// to a non-loopback host; the API key would be "
+            "sent unencrypted. Use https:// (plain http is allowed only for 127.0.0.1/localhost)"
+        )
+    return url.strip().rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def redact_url(url: str) -> str:
+    """A URL without its query string: presigned links carry their signature there."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _error_details(response: Response) -> tuple[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300].strip(), None
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("error") or body)[:500], body.get("code")
+    return str(body)[:300], None
+
+
+def raise_for_fullstory(response: Response, endpoint: str, context: str = "") -> None:
+    if response.status_code < 400:
+        return
+    message, code = _error_details(response)
+    raise FullStoryAPIError(
+        response.status_code,
+        endpoint,
+        message,
+        code=code,
+        context=context,
+        retry_after=response.headers.get("Retry-After"),
+    )
+
+
+class FullStoryClient:
+    """The FullStory REST API for one key and host."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        *,
+        timeout: float = 60.0,
+        max_attempts: int = 5,
+        backoff_factor: float = 1.0,
+        max_retry_delay: float = 300.0,
+    ) -> None:
+        if not api_key or not str(api_key).strip():
+            raise ConfigurationError(
+                "No FullStory API key: set SOURCES__FULLSTORY__API_KEY or api_key in "
+                ".dlt/secrets.toml under [sources.fullstory]"
+            )
+        self.base_url = check_base_url(base_url)
+        retry = {
+            "request_timeout": timeout,
+            "raise_for_status": False,
+            "request_max_attempts": max_attempts,
+            "request_backoff_factor": backoff_factor,
+            "request_max_retry_delay": max_retry_delay,
+        }
+        # FullStory wants the raw key after "Basic", not base64(user:password)
+        auth = APIKeyAuth(name="Authorization", api_key=f"Basic {str(api_key).strip()}")
+        self._rest = RESTClient(self.base_url, auth=auth, session=Client(**retry).session)
+        # A create that reached the server may have started an export even if the answer
+        # was lost: retry only what surely created nothing (429, refused connections).
+        create_session = Client(
+            status_codes=(429,), exceptions=(ConnectTimeout, RequestsConnectionError), **retry
+        ).session
+        self._create = RESTClient(self.base_url, auth=auth, session=create_session)
+
+    def get(self, path: str, params: dict[str, Any] | None = None, context: str = "") -> Any:
+        response = self._rest.get(path, params=params, allow_redirects=False)
+        return self._json(response, f"GET {path}", context)
+
+    def post(self, path: str, body: dict[str, Any], context: str = "") -> Any:
+        response = self._create.post(path, json=body, allow_redirects=False)
+        return self._json(response, f"POST {path}", context)
+
+    def paginate(
+        self, path: str, items_key: str, cursor_param: str, params: dict[str, Any]
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Token paging in both shapes: the spec answers `pagination_token`, the live API
+        `nextPaginationToken`. Stops on an empty token, and on a repeated one (a server bug
+        would otherwise page forever)."""
+        query = dict(params)
+        seen: set[str] = set()
+        while True:
+            body = self.get(path, params=query)
+            if not isinstance(body, dict) or not isinstance(body.get(items_key, []), list):
+                raise UnexpectedResponseError(f"GET {path}", f"an object with a '{items_key}' list", body)
+            yield body.get(items_key, [])
+            token = body.get("nextPaginationToken") or body.get("pagination_token")
+            if not token:
+                return
+            if token in seen:
+                logger.warning("GET %s repeated pagination token %r; stopping", path, token)
+                return
+            seen.add(token)
+            query[cursor_param] = token
+
+    def segment_pages(self, cursor_param: str) -> Iterator[list[dict[str, Any]]]:
+        return self.paginate("/segments/v1", "segments", cursor_param, {"limit": 100})
+
+    @staticmethod
+    def _json(response: Response, endpoint: str, context: str) -> Any:
+        raise_for_fullstory(response, endpoint, context)
+        try:
+            return response.json()
+        except ValueError:
+            raise UnexpectedResponseError(endpoint, "a JSON body", response.text[:200], context) from None
+
+
+def download_session(timeout: float, max_attempts: int, backoff_factor: float) -> Any:
+    """A session with retries and no credentials, for presigned export links."""
+    return Client(
+        request_timeout=timeout,
+        raise_for_status=False,
+        request_max_attempts=max_attempts,
+        request_backoff_factor=backoff_factor,
+        # 403 means the link expired: the caller fetches a new link instead of retrying this one
+        status_codes=(429, 500, 502, 503, 504),
+    ).session

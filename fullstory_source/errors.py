@@ -1,0 +1,89 @@
+"""Exceptions raised by the FullStory source.
+
+Every message says what went wrong, where (endpoint, segment, window) and what to do next.
+None of them ever carries the API key: messages are built from FullStory's answer and our own
+context only, never from request headers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FullStoryError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigurationError(FullStoryError, ValueError):
+    """Bad input from the user: config values, command-line options, unknown segments."""
+
+
+class FullStoryAPIError(FullStoryError):
+    """FullStory answered an API call with an error status (after any retries)."""
+
+    def __init__(
+        self,
+        status: int,
+        endpoint: str,
+        message: str,
+        code: Any = None,
+        context: str = "",
+        retry_after: str | None = None,
+    ) -> None:
+        self.status = status
+        self.endpoint = endpoint
+        self.api_message = message
+        self.code = code
+        self.context = context
+        text = f"FullStory API {endpoint} answered HTTP {status}"
+        if code not in (None, "", status):
+            text += f" (code {code})"
+        text += f": {message or 'no message'}"
+        if context:
+            text += f" [{context}]"
+        hint = _hint(status, retry_after)
+        if hint:
+            text += f". {hint}"
+        super().__init__(text)
+
+
+def _hint(status: int, retry_after: str | None) -> str:
+    if status == 401:
+        return (
+            "Check the API key (SOURCES__FULLSTORY__API_KEY or .dlt/secrets.toml); "
+            "segment export needs an Admin or Architect key"
+        )
+    if status == 403:
+        return "The key lacks permission for this call; segment export needs an Admin or Architect key"
+    if status == 404:
+        return "Check the id; `fullstory-pipeline segments` lists the segments this key can see"
+    if status == 429:
+        wait = f" (FullStory asked to wait {retry_after} s)" if retry_after else ""
+        return f"Rate limited and the retry budget ran out{wait}; run again later"
+    if status >= 500:
+        return "FullStory kept failing after retries; run again later, the cursor did not move"
+    return ""
+
+
+class UnexpectedResponseError(FullStoryError):
+    """A response had a shape we do not know (neither the spec nor the live API's)."""
+
+    def __init__(self, endpoint: str, expected: str, body: Any, context: str = "") -> None:
+        keys = sorted(body) if isinstance(body, dict) else type(body).__name__
+        where = f" [{context}]" if context else ""
+        super().__init__(
+            f"Unexpected response from FullStory {endpoint}{where}: expected {expected}, "
+            f"got keys {keys}. Check `api_flavor` (live or spec) and `base_url`."
+        )
+
+
+class ExportFailedError(FullStoryError):
+    """FullStory reported the export operation as FAILED, or it never finished."""
+
+
+class DownloadError(FullStoryError):
+    """The export file could not be downloaded intact."""
+
+
+class ExportParseError(FullStoryError):
+    """The downloaded export could not be parsed into typed columns."""

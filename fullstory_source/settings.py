@@ -1,0 +1,98 @@
+"""Config values checked and turned into one typed object, before any request is made."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .client import resolve_base_url
+from .errors import ConfigurationError
+from .exports import DIALECTS, EXPORT_FORMATS, EXPORT_TYPES, Dialect
+from .windows import parse_duration, parse_time, parse_window
+
+DEFAULT_LOOKBACK_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str
+    dialect: Dialect
+    segment_ids: tuple[str, ...] | None
+    export_types: tuple[str, ...]
+    export_format: str
+    start_date: datetime
+    end_date: datetime | None
+    window: timedelta
+    export_delay: timedelta
+    download_dir: Path
+
+
+def as_list(value: str | Sequence[str] | None, name: str) -> tuple[str, ...] | None:
+    """Lists come from TOML, env vars (JSON lists) or the command line ('a,b')."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    cleaned = tuple(str(item).strip() for item in items if str(item).strip())
+    if not cleaned:
+        raise ConfigurationError(f"{name} is empty; leave it unset or name at least one value")
+    return cleaned
+
+
+def build_settings(
+    *,
+    api_key: str,
+    base_url: str | None,
+    region: str | None,
+    api_flavor: str,
+    segment_ids: str | Sequence[str] | None,
+    export_types: str | Sequence[str],
+    export_format: str,
+    start_date: Any,
+    end_date: Any,
+    window: Any,
+    export_delay: Any,
+    download_dir: str | None,
+    now: datetime | None = None,
+) -> Settings:
+    if api_flavor not in DIALECTS:
+        raise ConfigurationError(f"api_flavor={api_flavor!r} is unknown; use 'live' or 'spec'")
+    types = as_list(export_types, "export_types") or ()
+    unknown = [t for t in types if t not in EXPORT_TYPES]
+    if unknown:
+        raise ConfigurationError(f"unknown export type(s) {unknown}; choose from {', '.join(EXPORT_TYPES)}")
+    if export_format not in EXPORT_FORMATS:
+        raise ConfigurationError(
+            f"export_format={export_format!r} is unknown; choose from {', '.join(EXPORT_FORMATS)}"
+        )
+    now = now or datetime.now(UTC)
+    start = (
+        parse_time(start_date, "start_date") if start_date else now - timedelta(days=DEFAULT_LOOKBACK_DAYS)
+    )
+    end = parse_time(end_date, "end_date") if end_date else None
+    delay = parse_duration(export_delay, "export_delay")
+    if delay < timedelta(0):
+        raise ConfigurationError(f"export_delay={export_delay!r} is negative")
+    newest = end or now - delay
+    if start >= newest:
+        raise ConfigurationError(
+            f"start {start:%Y-%m-%dT%H:%M:%SZ} is not before the end "
+            f"{newest:%Y-%m-%dT%H:%M:%SZ}"
+            + ("" if end else f" (now minus export_delay {export_delay})")
+            + "; pick an earlier start or a later end"
+        )
+    return Settings(
+        base_url=resolve_base_url(base_url, region, api_key or ""),
+        dialect=DIALECTS[api_flavor],
+        segment_ids=as_list(segment_ids, "segment_ids"),
+        export_types=types,
+        export_format=export_format,
+        start_date=start,
+        end_date=end,
+        window=parse_window(window),
+        export_delay=delay,
+        download_dir=Path(download_dir) if download_dir else Path(tempfile.gettempdir()) / "fullstory-dlt",
+    )

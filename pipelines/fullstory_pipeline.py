@@ -1,0 +1,252 @@
+"""The `fullstory-pipeline` command: run, demo, segments.
+
+    fullstory-pipeline run --segment everyone --types events --start 2026-10-01T00:00:00Z
+    fullstory-pipeline demo
+    fullstory-pipeline segments
+
+Exit codes: 0 all windows loaded; 1 some windows failed (the rest loaded, see the summary);
+2 bad input (nothing was loaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from fullstory_source import ConfigurationError, FullStoryError, RunReport, fullstory_source
+
+logger = logging.getLogger("fullstory_pipeline")
+
+DEMO_DATABASE = "fullstory_demo.duckdb"
+DEMO_START = "2026-10-01T00:00:00Z"
+DEMO_END = "2026-10-04T00:00:00Z"
+
+
+@dataclass
+class RunSummary:
+    rows: dict[str, int] = field(default_factory=dict)
+    report: RunReport = field(default_factory=RunReport)
+    seconds: float = 0.0
+    finished_pending: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.report.failures)
+
+    def lines(self) -> list[str]:
+        loaded = self.report.loaded
+        out = ["", "Summary"]
+        if self.finished_pending:
+            out.append("  finished a load package left pending by an earlier run")
+        for table, count in sorted(self.rows.items()):
+            out.append(f"  {table:<12} {count:>10,} rows")
+        out.append(
+            f"  windows      {len(loaded):>10,} loaded"
+            + (f", {len(self.report.failures)} failed" if self.report.failures else "")
+        )
+        out.append(f"  downloaded   {sum(o.bytes_downloaded for o in loaded):>10,} bytes")
+        out.append(f"  time         {self.seconds:>10.1f} s")
+        for failure in self.report.failures:
+            out.append(f"  FAILED {failure.job}: {failure.error}")
+        return out
+
+
+def run_pipeline(pipeline: dlt.Pipeline, **source_args: Any) -> RunSummary:
+    """Finish any load an earlier run left pending, then extract and load new windows."""
+    summary = RunSummary()
+    started = time.monotonic()
+    if pipeline.has_pending_data:
+        logger.info("an earlier run left a pending load package: loading it first")
+        pipeline.run()
+        summary.finished_pending = True
+    source = fullstory_source(report=summary.report, **source_args)
+    pipeline.run(source)
+    counts = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}
+    summary.rows = {t: n for t, n in counts.items() if not t.startswith("_dlt")}
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def make_pipeline(args: argparse.Namespace) -> dlt.Pipeline:
+    return dlt.pipeline(
+        pipeline_name=args.pipeline_name,
+        destination=args.destination,
+        dataset_name=args.dataset_name,
+    )
+
+
+def source_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Only what was given on the command line: the rest comes from dlt config."""
+    given = {
+        "segment_ids": args.segment,
+        "export_types": args.types,
+        "export_format": args.format,
+        "start_date": args.start,
+        "end_date": args.end,
+        "window": args.window,
+        "export_delay": args.export_delay,
+        "api_flavor": args.api_flavor,
+        "base_url": args.base_url,
+        "region": args.region,
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    summary = run_pipeline(make_pipeline(args), **source_args(args))
+    print("\n".join(summary.lines()))
+    return 1 if summary.failed else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from fullstory_sandbox import Sandbox
+
+    database = Path(args.output).resolve()
+    for stale in (database, database.with_name(database.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    with Sandbox(api_key="demo-key", flavor="live", operation_polls=2) as sandbox:
+        print(f"FullStory sandbox listening on {sandbox.base_url}")
+        pipeline = dlt.pipeline(
+            pipeline_name="fullstory_demo",
+            destination=dlt.destinations.duckdb(str(database)),
+            dataset_name="fullstory",
+        )
+        pipeline.drop()  # a demo starts from scratch every time
+        summary = run_pipeline(
+            pipeline,
+            api_key="demo-key",
+            base_url=sandbox.base_url,
+            api_flavor="live",
+            start_date=DEMO_START,
+            end_date=DEMO_END,
+            window="1d",
+            poll_interval=0.05,
+        )
+    print("\n".join(summary.lines()))
+    print_samples(database)
+    print(
+        f"\nLoaded into {database} (dataset 'fullstory'). Try:\n"
+        f"  python -c \"import duckdb; print(duckdb.connect('{database.name}')"
+        ".sql('select event_type, count(*) from fullstory.events group by 1'))\""
+    )
+    return 1 if summary.failed else 0
+
+
+def print_samples(database: Path) -> None:
+    import duckdb
+
+    with duckdb.connect(str(database), read_only=True) as con:
+        print("\nSample events:")
+        print(
+            con.sql(
+                "SELECT segment_id, event_start, event_type, indv_id, page_url "
+                "FROM fullstory.events ORDER BY event_start, segment_id LIMIT 5"
+            )
+        )
+        print("Events per segment:")
+        print(con.sql("SELECT segment_id, count(*) AS events FROM fullstory.events GROUP BY 1 ORDER BY 1"))
+
+
+def cmd_segments(args: argparse.Namespace) -> int:
+    from fullstory_source.client import FullStoryClient, resolve_base_url
+    from fullstory_source.exports import DIALECTS
+
+    api_key = dlt.secrets.get("sources.fullstory.api_key") or ""
+    flavor = args.api_flavor or dlt.config.get("sources.fullstory.api_flavor") or "live"
+    if flavor not in DIALECTS:
+        raise ConfigurationError(f"api_flavor={flavor!r} is unknown; use 'live' or 'spec'")
+    base_url = resolve_base_url(
+        args.base_url or dlt.config.get("sources.fullstory.base_url"),
+        args.region or dlt.config.get("sources.fullstory.region"),
+        api_key,
+    )
+    client = FullStoryClient(api_key, base_url)
+    print(f"{'id':<32} {'name':<32} {'creator':<28} created")
+    for page in client.segment_pages(DIALECTS[flavor].segments_cursor_param):
+        for segment in page:
+            print(
+                f"{segment.get('id', ''):<32} {segment.get('name', ''):<32} "
+                f"{segment.get('creator', ''):<28} {segment.get('created', '(built-in)')}"
+            )
+    return 0
+
+
+def csv_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fullstory-pipeline", description="Load FullStory segment exports with dlt."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="export new windows and load them")
+    run.add_argument("--destination", default="duckdb", help="dlt destination (default duckdb)")
+    run.add_argument("--dataset-name", default="fullstory")
+    run.add_argument("--pipeline-name", default="fullstory")
+    run.add_argument("--segment", action="append", help="segment id; repeat for several (default: all)")
+    run.add_argument("--types", type=csv_list, help="comma list of events,individuals (default both)")
+    run.add_argument("--format", choices=["json", "ndjson", "csv"], help="export format (default json)")
+    run.add_argument("--start", help="first window start when no cursor exists yet (RFC 3339)")
+    run.add_argument("--end", help="last window end instead of now minus export delay (RFC 3339)")
+    run.add_argument("--window", help="window length dividing 24h: 1h, 6h, 1d (default 1d)")
+    run.add_argument("--export-delay", help="windows end no later than now minus this (default 3h)")
+    add_connection_args(run)
+    run.set_defaults(handler=cmd_run)
+
+    demo = commands.add_parser("demo", help="offline demo: local FullStory sandbox -> DuckDB")
+    demo.add_argument("--output", default=DEMO_DATABASE, help=f"DuckDB file (default {DEMO_DATABASE})")
+    demo.set_defaults(handler=cmd_demo)
+
+    segments = commands.add_parser("segments", help="list the segments the API key can see")
+    add_connection_args(segments)
+    segments.set_defaults(handler=cmd_segments)
+    return parser
+
+
+def add_connection_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api-flavor", choices=["live", "spec"], help="API shape (default live)")
+    parser.add_argument("--base-url", help="API host, overrides --region")
+    parser.add_argument("--region", choices=["us", "eu1"], help="FullStory region")
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """dlt wraps what a resource raised; show the user our own error, not the wrapping."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, FullStoryError):
+            return seen
+        seen = getattr(seen, "exception", None) or seen.__cause__ or seen.__context__
+    return error
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.handler(args))
+    except (FullStoryError, PipelineStepFailed) as error:
+        cause = root_cause(error)
+        print(f"error: {cause}", file=sys.stderr)
+        if not isinstance(cause, FullStoryError):
+            raise
+        return 2 if isinstance(cause, ConfigurationError) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
