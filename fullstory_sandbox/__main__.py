@@ -30,10 +30,9 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         workdir=args.workdir,
     )
-    with sandbox:
+    with sandbox, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop
         print(f"FullStory sandbox ({args.flavor}) at {sandbox.base_url}  (Ctrl-C to stop)", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        threading.Event().wait()
 
 
 if __name__ == "__main__":

@@ -154,6 +154,8 @@ class _Person:
     ltv_halves: int  # lifetime value in units of 0.5, so some values are whole and some are x.5
     beta: bool | None  # None: the person never had the variable set (key absent, not null)
     signup: datetime
+    created_text: str  # formatted once: timestamps are costly to format per row
+    signup_text: str
     ip: str
     latlong: str
     client: tuple[Any, ...]
@@ -161,14 +163,6 @@ class _Person:
     @property
     def ltv(self) -> float:
         return self.ltv_halves / 2
-
-    @property
-    def created_text(self) -> str:
-        return format_ts(self.created)
-
-    @property
-    def signup_text(self) -> str:
-        return format_ts(self.signup)
 
 
 @lru_cache(maxsize=256)
@@ -187,6 +181,7 @@ def _people(segment_id: str) -> tuple[_Person, ...]:
         created = _USERS_EPOCH + timedelta(
             seconds=rng.randrange(400 * 86400), milliseconds=rng.choice([0, 417])
         )
+        signup = created + timedelta(days=rng.randrange(30))
         people.append(
             _Person(
                 indv_id=indv_id,
@@ -199,7 +194,9 @@ def _people(segment_id: str) -> tuple[_Person, ...]:
                 seats=rng.randrange(1, 250),
                 ltv_halves=rng.randrange(0, 2000),
                 beta=None if index % 4 == 3 else rng.random() < 0.5,
-                signup=created + timedelta(days=rng.randrange(30)),
+                signup=signup,
+                created_text=format_ts(created),
+                signup_text=format_ts(signup),
                 ip=f"203.0.113.{rng.randrange(1, 255)}",
                 latlong=f"{rng.uniform(-60, 60):.4f},{rng.uniform(-150, 150):.4f}",
                 client=rng.choice(_CLIENTS),
@@ -282,7 +279,9 @@ def _hour_events(segment_id: str, hour: datetime, events_per_hour: int) -> list[
         )
         for indv_id, offset_ms in session_start.items()
     }
-    page_texts = {key: format_ts(hour + timedelta(milliseconds=offset_ms)) for key, offset_ms in page_start.items()}
+    page_texts = {
+        key: format_ts(hour + timedelta(milliseconds=offset_ms)) for key, offset_ms in page_start.items()
+    }
 
     rows: list[tuple[datetime, Row]] = []
     for offset_ms, person, number in drafts:

@@ -10,7 +10,8 @@ def format_ts(moment: datetime) -> str:
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
     # An f-string rather than strftime: this runs several times per generated row.
-    text = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    date = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+    text = f"{date}T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
     if moment.microsecond:
         text += f".{moment.microsecond // 1000:03d}"
     return text + "Z"

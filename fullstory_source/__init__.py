@@ -54,6 +54,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# fields that key the rows of a table (merge keys of individuals)
+REQUIRED_FIELDS = {"events": (), "individuals": ("IndvId",)}
 WINDOW_REPLACE = {"disposition": "merge", "strategy": "delete-insert"}
 
 
@@ -206,7 +208,14 @@ def _export_windows(
                         "window_start": window.start,
                         "window_end": window.end,
                     }
-                    for batch in read_export(export.path, export.export_format, constants, what=str(job)):
+                    batches = read_export(
+                        export.path,
+                        export.export_format,
+                        constants,
+                        what=str(job),
+                        required=REQUIRED_FIELDS[export_type],
+                    )
+                    for batch in batches:
                         rows += batch.num_rows
                         yield batch
             finally:

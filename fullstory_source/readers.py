@@ -31,11 +31,13 @@ def read_export(
     constants: dict[str, Any],
     *,
     what: str = "",
+    required: tuple[str, ...] = (),
     batch_rows: int = BATCH_ROWS,
     memory_limit: str = "512MB",
 ) -> Iterator[pa.RecordBatch]:
     """Yield the rows of one export file, each row extended with `constants` (segment id and
-    window bounds) as extra columns."""
+    window bounds) as extra columns. The constants and the `required` fields (key columns) are
+    declared NOT NULL, as dlt declares merge and primary keys; a row without one is an error."""
     con = duckdb.connect(config={"memory_limit": memory_limit})
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -45,7 +47,11 @@ def read_export(
             select = [_typed(name, sql_type, export_format) for name, sql_type, *_ in detected]
             select += [f"{_literal(value)} AS {_quote(name)}" for name, value in constants.items()]
             query = f"SELECT {', '.join(select)} FROM {source}"
-            yield from con.sql(query).to_arrow_reader(batch_rows)
+            not_null = set(constants) | set(required)
+            schema: pa.Schema | None = None
+            for batch in con.sql(query).to_arrow_reader(batch_rows):
+                schema = schema or _not_null(batch.schema, not_null, what or path.name)
+                yield _checked(batch, schema, required, what or path.name)
         except duckdb.Error as error:
             raise ExportParseError(
                 f"Could not parse the {export_format} export {what or path.name}: {error}. "
@@ -53,6 +59,25 @@ def read_export(
             ) from None
     finally:
         con.close()
+
+
+def _not_null(schema: pa.Schema, names: set[str], what: str) -> pa.Schema:
+    missing = names - set(schema.names)
+    if missing:
+        raise ExportParseError(f"The export {what} has no {sorted(missing)} field; cannot key its rows")
+    return pa.schema([f.with_nullable(f.name not in names) for f in schema])
+
+
+def _checked(
+    batch: pa.RecordBatch, schema: pa.Schema, required: tuple[str, ...], what: str
+) -> pa.RecordBatch:
+    for name in required:
+        if batch.column(name).null_count:
+            raise ExportParseError(
+                f"The export {what} has rows without {name}; they cannot be merged. "
+                "Nothing was loaded for this window and its cursor did not move."
+            )
+    return pa.RecordBatch.from_arrays(batch.columns, schema=schema)
 
 
 def _source_sql(path: Path, export_format: str) -> str:

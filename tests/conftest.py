@@ -1,0 +1,43 @@
+"""Fixtures: a real sandbox server over HTTP, and an isolated dlt data dir for every test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fullstory_sandbox import Sandbox
+
+from .support import API_KEY
+
+
+@pytest.fixture(autouse=True)
+def isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own dlt data dir and runs where no real secrets can be found."""
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    monkeypatch.delenv("SOURCES__FULLSTORY__API_KEY", raising=False)
+    monkeypatch.delenv("DESTINATION__DUCKDB__CREDENTIALS", raising=False)
+
+
+@pytest.fixture(params=["live", "spec"])
+def flavor(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def sandbox(flavor: str, tmp_path: Path) -> Iterator[Sandbox]:
+    with Sandbox(api_key=API_KEY, flavor=flavor, operation_polls=2, workdir=str(tmp_path / "sb")) as sb:
+        yield sb
+
+
+@pytest.fixture
+def live_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    """For tests whose subject does not depend on the API shape."""
+    with Sandbox(api_key=API_KEY, flavor="live", operation_polls=2, workdir=str(tmp_path / "sb")) as sb:
+        yield sb
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "warehouse.duckdb"

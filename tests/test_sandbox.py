@@ -1,0 +1,428 @@
+"""The FullStory sandbox: deterministic data, both API flavors over real HTTP, and every fault switch."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+
+from fullstory_sandbox import DEFAULT_SEGMENTS, Fault, Sandbox, events, individuals, write_export
+
+DAY = datetime(2026, 10, 1, tzinfo=UTC)
+NEXT_DAY = DAY + timedelta(days=1)
+SEGMENT = "checkout-abandoners"
+KEY = "test-key"
+AUTH = {"Authorization": f"Basic {KEY}"}
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(api_key=KEY, operation_polls=2) as running:
+        yield running
+
+
+def ts(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def get(sandbox: Sandbox, path: str, **params: Any) -> requests.Response:
+    return requests.get(sandbox.base_url + path, headers=AUTH, params=params, timeout=10)
+
+
+def create(
+    sandbox: Sandbox,
+    export_type: str,
+    fmt: str,
+    start: datetime = DAY,
+    end: datetime = NEXT_DAY,
+    segment: str = SEGMENT,
+    **extra: Any,
+) -> requests.Response:
+    body = {"segmentId": segment, "type": export_type, "format": fmt, **extra}
+    body["timeRange"] = {"start": ts(start), "end": ts(end)}
+    return requests.post(sandbox.base_url + "/segments/v1/exports", headers=AUTH, json=body, timeout=10)
+
+
+def poll_until_done(sandbox: Sandbox, operation_id: str) -> dict[str, Any]:
+    for _ in range(10):
+        operation = get(sandbox, f"/operations/v1/{operation_id}").json()
+        if operation["state"] in ("COMPLETED", "FAILED"):
+            return operation
+    raise AssertionError("operation never finished")
+
+
+def download_link(sandbox: Sandbox, created: requests.Response) -> str:
+    """Walk either flavor's lifecycle from a create response to a signed link."""
+    assert created.status_code == 200, created.text
+    if sandbox.flavor == "spec":
+        return poll_until_done(sandbox, created.json()["id"])["results"]["downloadUrl"]
+    results = poll_until_done(sandbox, created.json()["operationId"])["results"]
+    located = get(sandbox, f"/search/v1/exports/{results['searchExportId']}/results")
+    assert located.status_code == 200
+    return located.json()["location"]
+
+
+def parse(payload: bytes, fmt: str) -> list[dict[str, Any]]:
+    text = gzip.decompress(payload).decode("utf-8")
+    if fmt in ("json", "FORMAT_JSON"):
+        return json.loads(text)
+    if fmt in ("ndjson", "FORMAT_NDJSON"):
+        return [json.loads(line) for line in text.splitlines()]
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def as_csv_cells(row: dict[str, Any], columns: list[str]) -> dict[str, str]:
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, list):
+            return json.dumps(value, ensure_ascii=False)
+        return str(value)
+
+    return {column: cell(row.get(column)) for column in columns}
+
+
+# Data
+
+
+def test_events_are_deterministic_ordered_and_per_segment() -> None:
+    day = list(events(SEGMENT, DAY, NEXT_DAY))
+    assert day == list(events(SEGMENT, DAY, NEXT_DAY))
+    assert 72 <= len(day) <= 216
+    starts = [row["EventStart"] for row in day]
+    assert starts == sorted(starts, key=lambda text: datetime.fromisoformat(text))
+    assert day != list(events("everyone", DAY, NEXT_DAY))
+
+
+def test_hourly_windows_add_up_to_the_whole_day() -> None:
+    hours = [
+        row
+        for h in range(24)
+        for row in events(SEGMENT, DAY + timedelta(hours=h), DAY + timedelta(hours=h + 1))
+    ]
+    assert hours == list(events(SEGMENT, DAY, NEXT_DAY))
+    # Split points inside an hour, down to the millisecond, must not lose or duplicate rows either.
+    cut = DAY + timedelta(hours=5, minutes=17, milliseconds=431)
+    assert list(events(SEGMENT, DAY, cut)) + list(events(SEGMENT, cut, NEXT_DAY)) == hours
+
+
+def test_event_values_exercise_parsers() -> None:
+    rows = list(events(SEGMENT, DAY, NEXT_DAY))
+    assert any(row["IndvId"] > 2**53 for row in rows)
+    assert any(row["SessionId"] > 2**53 for row in rows)
+    assert any(len(row["EventStart"]) == 20 for row in rows)  # whole seconds
+    assert any(len(row["EventStart"]) == 24 for row in rows)  # milliseconds
+    assert all(row["EventStart"].endswith("Z") for row in rows)
+    texts = [row["EventTargetText"] for row in rows] + [row["UserDisplayName"] for row in rows]
+    assert any("," in text and '"' in text and "\n" in text for text in texts)
+    assert any("🛒" in text for text in texts)
+    assert isinstance(rows[0]["user_ltv_real"], int)  # a _real that starts out whole
+    assert any(isinstance(row["user_ltv_real"], float) and row["user_ltv_real"] % 1 for row in rows)
+    assert any("page_section_str" not in row for row in rows)  # sparse: absent, not null
+    assert all(row.get("page_section_str", "x") is not None for row in rows)
+    assert any("evt_coupon_str" in row for row in events(SEGMENT, DAY, DAY + timedelta(days=7)))
+
+
+def test_individuals_follow_the_events_of_the_window() -> None:
+    rows = list(events(SEGMENT, DAY, NEXT_DAY))
+    people = list(individuals(SEGMENT, DAY, NEXT_DAY))
+    assert [person["IndvId"] for person in people] == sorted({row["IndvId"] for row in rows})
+    assert sum(person["NumEvents"] for person in people) == len(rows)
+    assert 20 <= len(people) <= 50
+
+
+def test_write_export_streams_a_one_shot_iterator_as_csv(tmp_path: Any) -> None:
+    path = tmp_path / "x.csv.gz"
+    rows = iter([{"a": 1, "b": [1, 2]}, {"a": 2, "c": True, "b": None}])
+    assert write_export(path, rows, "csv") == 2
+    text = gzip.decompress(path.read_bytes()).decode()
+    assert text == 'a,b,c\r\n1,"[1, 2]",\r\n2,,true\r\n'
+
+
+# HTTP: auth and segments
+
+
+def test_api_requires_the_raw_key_as_basic_auth(sandbox: Sandbox) -> None:
+    for headers in ({}, {"Authorization": "Basic wrong"}, {"Authorization": "Bearer test-key"}):
+        response = requests.get(sandbox.base_url + "/segments/v1", headers=headers, timeout=10)
+        assert response.status_code == 401
+        assert response.json()["code"] == 401
+    assert get(sandbox, "/segments/v1").status_code == 200
+    assert [entry.status for entry in sandbox.requests("GET", "/segments")] == [401, 401, 401, 200]
+
+
+@pytest.mark.parametrize("flavor", ["spec", "live"])
+def test_segment_pagination(flavor: str) -> None:
+    segments = [{"id": f"s{n}", "name": f"S {n}", "creator": "a@example.com"} for n in range(7)]
+    with Sandbox(api_key=KEY, flavor=flavor, segments=segments) as sandbox:
+        seen: list[str] = []
+        params: dict[str, Any] = {"limit": 3}
+        pages = 0
+        while True:
+            page = get(sandbox, "/segments/v1", **params).json()
+            pages += 1
+            seen += [segment["id"] for segment in page["segments"]]
+            token = page.get("pagination_token" if flavor == "spec" else "nextPaginationToken")
+            if not token:
+                break
+            params["pagination_token" if flavor == "spec" else "paginationToken"] = token
+        assert seen == [segment["id"] for segment in segments]
+        assert pages == 3
+        assert (
+            ("pagination_token" in page) is False if flavor == "spec" else page["nextPaginationToken"] == ""
+        )
+        assert get(sandbox, "/segments/v1", limit=101).status_code == 400
+        assert get(sandbox, "/segments/v1", pagination_token="junk").status_code == 400
+        assert len(get(sandbox, "/segments/v1").json()["segments"]) == 7
+
+
+def test_get_segment(sandbox: Sandbox) -> None:
+    assert get(sandbox, "/segments/v1/everyone").json() == DEFAULT_SEGMENTS[0]
+    assert "created" not in DEFAULT_SEGMENTS[0]
+    missing = get(sandbox, "/segments/v1/nope")
+    assert missing.status_code == 404 and missing.json()["code"] == 404
+
+
+# HTTP: export lifecycles
+
+
+@pytest.mark.parametrize("fmt", ["json", "ndjson", "csv"])
+def test_spec_lifecycle(sandbox: Sandbox, fmt: str) -> None:
+    created = create(sandbox, "events", fmt)
+    assert created.json()["state"] == "PENDING" and created.json()["type"] == "SEGMENT_EXPORT"
+    first = get(sandbox, f"/operations/v1/{created.json()['id']}").json()
+    assert first["state"] == "RUNNING" and 0 < first["estimatePctComplete"] < 100
+    link = download_link(sandbox, created)
+    response = requests.get(link, timeout=10)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/gzip"
+    assert "Content-Encoding" not in response.headers
+    assert response.content[:2] == b"\x1f\x8b"
+    rows = parse(response.content, fmt)
+    expected = sandbox.expected_rows("events", SEGMENT, DAY, NEXT_DAY)
+    if fmt == "csv":
+        columns = list(rows[0])
+        assert rows == [as_csv_cells(row, columns) for row in expected]
+        assert any("," in v and '"' in v and "\n" in v for row in rows for v in row.values())
+    else:
+        assert rows == expected
+        if fmt == "json":  # int64 survive exactly; a _real starts as `96` and later says `2.5` or `4.0`
+            text = gzip.decompress(response.content).decode()
+            assert str(max(row["IndvId"] for row in expected)) in text
+            assert text.startswith("[{") and text.endswith("}]") and "},\n{" in text
+            assert f'"user_ltv_real": {expected[0]["user_ltv_real"]},' in text
+    assert sandbox.created_exports()[0]["format"] == fmt
+
+
+@pytest.mark.parametrize("fmt", ["FORMAT_JSON", "FORMAT_NDJSON", "FORMAT_CSV"])
+def test_live_lifecycle(sandbox: Sandbox, fmt: str) -> None:
+    sandbox.flavor = "live"
+    created = create(sandbox, "TYPE_INDIVIDUAL", fmt)
+    assert set(created.json()) == {"operationId"}
+    pending = get(sandbox, f"/operations/v1/{created.json()['operationId']}").json()
+    assert pending["state"] == "PENDING"
+    done = poll_until_done(sandbox, created.json()["operationId"])
+    assert done["state"] == "COMPLETED" and "downloadUrl" not in done["results"]
+    assert {"searchExportId", "expires"} <= set(done["results"])
+    rows = parse(requests.get(download_link(sandbox, created), timeout=10).content, fmt)
+    expected = sandbox.expected_rows("individuals", SEGMENT, DAY, NEXT_DAY)
+    if fmt == "FORMAT_CSV":
+        assert rows == [as_csv_cells(row, list(rows[0])) for row in expected]
+    else:
+        assert rows == expected
+
+
+def test_live_fields_restrict_rows(sandbox: Sandbox) -> None:
+    sandbox.flavor = "live"
+    created = create(sandbox, "TYPE_EVENT", "FORMAT_NDJSON", fields=["EventStart", "user_*"])
+    rows = parse(requests.get(download_link(sandbox, created), timeout=10).content, "ndjson")
+    assert rows == sandbox.expected_rows("events", SEGMENT, DAY, NEXT_DAY, fields=["EventStart", "user_*"])
+    assert all(key == "EventStart" or key.startswith("user_") for row in rows for key in row)
+    assert "user_ltv_real" in rows[0] and "PageUrl" not in rows[0]
+
+
+def test_spec_issues_a_fresh_link_on_every_poll(tmp_path: Any) -> None:
+    with Sandbox(api_key=KEY, workdir=str(tmp_path)) as sandbox:
+        created = create(sandbox, "events", "json")
+        poll_until_done(sandbox, created.json()["id"])
+        sandbox.expire_links()
+        again = get(sandbox, f"/operations/v1/{created.json()['id']}").json()
+        assert requests.get(again["results"]["downloadUrl"], timeout=10).status_code == 200
+    assert len(list(tmp_path.glob("*.gz"))) == 1  # written once, however often it is polled
+
+
+def test_download_rejects_an_authorization_header(sandbox: Sandbox) -> None:
+    link = download_link(sandbox, create(sandbox, "events", "json"))
+    response = requests.get(link, headers=AUTH, timeout=10)
+    assert response.status_code == 400
+    assert "auth mechanism" in response.json()["message"]
+
+
+def test_expired_or_forged_links_are_403(sandbox: Sandbox) -> None:
+    created = create(sandbox, "events", "json")
+    link = download_link(sandbox, created)
+    sandbox.expire_links()
+    expired = requests.get(link, timeout=10)
+    assert expired.status_code == 403 and "expired" in expired.json()["message"]
+    fresh = download_link(sandbox, created)  # polling again yields a new, valid link
+    assert requests.get(fresh, timeout=10).status_code == 200
+    assert requests.get(fresh.replace("signature=", "signature=0"), timeout=10).status_code == 403
+
+
+def test_short_link_ttl_expires() -> None:
+    with Sandbox(api_key=KEY, link_ttl=-1) as sandbox:
+        link = download_link(sandbox, create(sandbox, "events", "json"))
+        assert requests.get(link, timeout=10).status_code == 403
+
+
+# HTTP: validation
+
+
+def test_live_rejects_spec_spellings_and_spec_rejects_live_ones(sandbox: Sandbox) -> None:
+    sandbox.flavor = "live"
+    assert create(sandbox, "events", "FORMAT_JSON").status_code == 400
+    assert create(sandbox, "TYPE_EVENT", "json").status_code == 400
+    assert create(sandbox, "TYPE_EVENT", "FORMAT_JSON").status_code == 200
+    sandbox.flavor = "spec"
+    assert create(sandbox, "TYPE_EVENT", "json").status_code == 400
+    assert create(sandbox, "events", "FORMAT_JSON").status_code == 400
+    assert len(sandbox.created_exports()) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"segmentId": "nope", "type": "events", "format": "json"}, "segment not found"),
+        ({"segmentId": SEGMENT, "type": "events", "format": "json", "timeRange": None}, "timeRange"),
+        ({"segmentId": SEGMENT, "type": "events", "format": "json"}, "timeRange is required"),
+        ({"segmentId": SEGMENT, "type": "events", "format": "xml"}, "invalid format"),
+        (
+            {"segmentId": SEGMENT, "type": "events", "timeRange": {"start": "yesterday", "end": ts(DAY)}},
+            "RFC 3339",
+        ),
+        ({"segmentId": SEGMENT, "type": "events", "timeRange": {"start": ts(DAY), "end": ts(DAY)}}, "before"),
+    ],
+)
+def test_create_validation(sandbox: Sandbox, body: dict[str, Any], message: str) -> None:
+    if body["segmentId"] == "nope" or body.get("format") == "xml":
+        body["timeRange"] = {"start": ts(DAY), "end": ts(NEXT_DAY)}
+    response = requests.post(sandbox.base_url + "/segments/v1/exports", headers=AUTH, json=body, timeout=10)
+    assert response.status_code == 400
+    assert message in response.json()["message"]
+
+
+def test_unknown_ids_are_404(sandbox: Sandbox) -> None:
+    assert get(sandbox, "/operations/v1/nope").status_code == 404
+    sandbox.flavor = "live"
+    assert get(sandbox, "/search/v1/exports/nope/results").status_code == 404
+
+
+# Faults
+
+
+@pytest.mark.parametrize("endpoint", ["segments", "segment", "create", "operation", "link", "download"])
+def test_status_faults_hit_each_endpoint_once(sandbox: Sandbox, endpoint: str) -> None:
+    sandbox.flavor = "live"
+    sandbox.faults.add(Fault(endpoint, status=429, retry_after=0.5, message="slow down"))
+    calls = {
+        "segments": lambda: get(sandbox, "/segments/v1"),
+        "segment": lambda: get(sandbox, f"/segments/v1/{SEGMENT}"),
+        "create": lambda: create(sandbox, "TYPE_EVENT", "FORMAT_JSON"),
+    }
+    if endpoint in calls:
+        call = calls[endpoint]
+    else:
+        created = create(sandbox, "TYPE_EVENT", "FORMAT_JSON").json()["operationId"]
+        if endpoint == "operation":
+
+            def call() -> requests.Response:
+                return get(sandbox, f"/operations/v1/{created}")
+        else:
+            export_id = poll_until_done(sandbox, created)["results"]["searchExportId"]
+            if endpoint == "link":
+
+                def call() -> requests.Response:
+                    return get(sandbox, f"/search/v1/exports/{export_id}/results")
+            else:
+                link = get(sandbox, f"/search/v1/exports/{export_id}/results").json()["location"]
+
+                def call() -> requests.Response:
+                    return requests.get(link, timeout=10)
+
+    failed = call()
+    assert failed.status_code == 429
+    assert failed.headers["Retry-After"] == "0.5"
+    assert failed.json() == {"code": 429, "message": "slow down"}
+    assert call().status_code == 200
+
+
+def test_fault_times_segment_scope_and_reset(sandbox: Sandbox) -> None:
+    sandbox.faults.add(Fault("create", status=503, times=2, segment_id="power-users"))
+    sandbox.faults.add(Fault("segments", status=0))
+    assert create(sandbox, "events", "json").status_code == 200  # other segment: untouched
+    assert create(sandbox, "events", "json", segment="power-users").status_code == 503
+    assert create(sandbox, "events", "json", segment="power-users").status_code == 503
+    assert create(sandbox, "events", "json", segment="power-users").status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        get(sandbox, "/segments/v1")
+    assert get(sandbox, "/segments/v1").status_code == 200
+    assert sandbox.requests("GET", "/segments/v1")[0].status == 0
+
+
+def test_spec_link_fault_hits_the_completing_poll(sandbox: Sandbox) -> None:
+    sandbox.faults.add(Fault("link", status=500))
+    operation_id = create(sandbox, "events", "json").json()["id"]
+    assert get(sandbox, f"/operations/v1/{operation_id}").json()["state"] == "RUNNING"
+    assert get(sandbox, f"/operations/v1/{operation_id}").status_code == 500
+    assert get(sandbox, f"/operations/v1/{operation_id}").json()["state"] == "COMPLETED"
+
+
+@pytest.mark.parametrize("flavor", ["spec", "live"])
+def test_fail_operations(sandbox: Sandbox, flavor: str) -> None:
+    sandbox.flavor = flavor
+    sandbox.faults.fail_operations(error_details="boom", segment_id=SEGMENT)
+    export_type = "events" if flavor == "spec" else "TYPE_EVENT"
+    fmt = "json" if flavor == "spec" else "FORMAT_JSON"
+    first = create(sandbox, export_type, fmt).json()
+    failed = poll_until_done(sandbox, first.get("id") or first["operationId"])
+    assert failed["state"] == "FAILED" and failed["errorDetails"] == "boom" and "finishedAt" in failed
+    assert "results" not in failed
+    second = create(sandbox, export_type, fmt).json()
+    assert poll_until_done(sandbox, second.get("id") or second["operationId"])["state"] == "COMPLETED"
+
+
+def test_truncated_and_corrupt_downloads(sandbox: Sandbox) -> None:
+    created = create(sandbox, "events", "json")
+    link = download_link(sandbox, created)
+    sandbox.faults.truncate_downloads()
+    sandbox.faults.corrupt_downloads()
+    truncated = requests.get(link, timeout=10)
+    assert truncated.status_code == 200
+    assert len(truncated.content) == int(truncated.headers["Content-Length"])  # looks complete
+    with pytest.raises((EOFError, zlib.error, gzip.BadGzipFile)):
+        gzip.decompress(truncated.content)
+    corrupt = requests.get(link, timeout=10)
+    assert corrupt.status_code == 200 and corrupt.content[:2] != b"\x1f\x8b"
+    with pytest.raises(gzip.BadGzipFile):
+        gzip.decompress(corrupt.content)
+    intact = requests.get(link, timeout=10)
+    assert parse(intact.content, "json") == sandbox.expected_rows("events", SEGMENT, DAY, NEXT_DAY)
+
+
+def test_faults_clear(sandbox: Sandbox) -> None:
+    sandbox.faults.add(Fault("segments"))
+    sandbox.faults.corrupt_downloads()
+    sandbox.faults.clear()
+    assert get(sandbox, "/segments/v1").status_code == 200
+    with pytest.raises(ValueError):
+        Fault("nowhere")

@@ -1,0 +1,283 @@
+"""End to end: sandbox over HTTP -> fullstory_source -> dlt -> DuckDB, in both API shapes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from fullstory_sandbox import Sandbox
+from fullstory_source import ExportFailedError, RunReport
+from fullstory_source.windows import format_time
+
+from .support import (
+    DAY1,
+    DAY2,
+    DAY3,
+    cursors,
+    expected_multiset,
+    loaded_multiset,
+    make_pipeline,
+    query,
+    source,
+    tables,
+)
+
+SEGMENT = "everyone"
+
+
+def window_rows(sb: Sandbox, export_type: str, segment: str, start, end, step: timedelta):
+    """Expected rows of every window in [start, end), each with its segment and window bounds."""
+    expected = []
+    moment = start
+    while moment < end:
+        extra = {"segment_id": segment, "window_start": moment, "window_end": moment + step}
+        expected.append((sb.expected_rows(export_type, segment, moment, moment + step), extra))
+        moment += step
+    return expected
+
+
+def expected_events(sb: Sandbox, segment: str, start, end, step=timedelta(hours=6)):
+    total = None
+    for rows, extra in window_rows(sb, "events", segment, start, end, step):
+        part = expected_multiset(rows, extra)
+        total = part if total is None else total + part
+    return total
+
+
+@pytest.mark.parametrize("export_format", ["json", "ndjson", "csv"])
+def test_events_load_exactly_the_rows_of_each_window(
+    sandbox: Sandbox, database: Path, export_format: str
+) -> None:
+    pipeline = make_pipeline(database)
+    pipeline.run(
+        source(
+            sandbox,
+            segment_ids=[SEGMENT],
+            export_types=["events"],
+            export_format=export_format,
+            start_date=format_time(DAY1),
+            end_date=format_time(DAY2),
+        )
+    )
+    expected = expected_events(sandbox, SEGMENT, DAY1, DAY2)
+    assert sum(expected.values()) > 20
+    assert loaded_multiset(database, "events") == expected
+    assert len(sandbox.created_exports()) == 4  # four 6h windows
+    assert cursors(pipeline, "events") == {SEGMENT: "2026-10-02T00:00:00Z"}
+
+
+@pytest.mark.parametrize("export_format", ["json", "ndjson", "csv"])
+def test_individuals_load_exactly(sandbox: Sandbox, database: Path, export_format: str) -> None:
+    pipeline = make_pipeline(database)
+    pipeline.run(
+        source(
+            sandbox,
+            segment_ids=[SEGMENT],
+            export_types=["individuals"],
+            export_format=export_format,
+            window="1d",
+            start_date=format_time(DAY1),
+            end_date=format_time(DAY2),
+        )
+    )
+    rows = sandbox.expected_rows("individuals", SEGMENT, DAY1, DAY2)
+    extra = {"segment_id": SEGMENT, "window_start": DAY1, "window_end": DAY2}
+    assert len(rows) > 5
+    assert loaded_multiset(database, "individuals") == expected_multiset(rows, extra)
+
+
+def test_column_types_come_from_field_names(live_sandbox: Sandbox, database: Path) -> None:
+    make_pipeline(database).run(
+        source(live_sandbox, segment_ids=[SEGMENT], start_date=format_time(DAY1), end_date=format_time(DAY2))
+    )
+    types = dict(
+        query(
+            database,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'fullstory' AND table_name = 'events'",
+        )
+    )
+    assert types["event_start"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["user_signup_date"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["window_start"] == "TIMESTAMP WITH TIME ZONE"
+    for column in ("indv_id", "user_id", "session_id", "page_id", "user_seats_int"):
+        assert types[column] == "BIGINT", column
+    assert types["user_ltv_real"] == "DOUBLE"  # its first values are whole numbers
+    assert types["evt_order_items_real"] == "DOUBLE"
+    assert types["user_beta_bool"] == "BOOLEAN"
+    assert not [c for c in types if "__v_" in c]  # no variant columns
+
+
+def test_consecutive_runs_load_adjacent_windows_without_gap_or_duplicate(
+    live_sandbox: Sandbox, database: Path
+) -> None:
+    pipeline = make_pipeline(database)
+    first = dict(segment_ids=[SEGMENT], export_types=["events"], start_date=format_time(DAY1))
+    pipeline.run(source(live_sandbox, **first, end_date=format_time(DAY2)))
+    live_sandbox.clear_log()
+
+    pipeline.run(source(live_sandbox, **first, end_date="2026-10-02T06:00:00Z"))
+
+    created = live_sandbox.created_exports()
+    assert [c["timeRange"] for c in created] == [
+        {"start": "2026-10-02T00:00:00Z", "end": "2026-10-02T06:00:00Z"}
+    ]
+    end = DAY2 + timedelta(hours=6)
+    assert loaded_multiset(database, "events") == expected_events(live_sandbox, SEGMENT, DAY1, end)
+    assert cursors(pipeline, "events") == {SEGMENT: "2026-10-02T06:00:00Z"}
+
+
+def test_start_is_only_the_initial_value(live_sandbox: Sandbox, database: Path) -> None:
+    pipeline = make_pipeline(database)
+    pipeline.run(
+        source(
+            live_sandbox,
+            segment_ids=[SEGMENT],
+            export_types=["events"],
+            start_date=format_time(DAY1),
+            end_date=format_time(DAY2),
+        )
+    )
+    live_sandbox.clear_log()
+    # an earlier start on a later run must not re-export windows that already loaded
+    pipeline.run(
+        source(
+            live_sandbox,
+            segment_ids=[SEGMENT],
+            export_types=["events"],
+            start_date="2026-09-01T00:00:00Z",
+            end_date=format_time(DAY2),
+        )
+    )
+    assert live_sandbox.created_exports() == []
+
+
+def test_reloading_a_window_replaces_it_exactly(live_sandbox: Sandbox, database: Path) -> None:
+    args = dict(
+        segment_ids=[SEGMENT],
+        export_types=["events"],
+        start_date=format_time(DAY1),
+        end_date=format_time(DAY2),
+    )
+    make_pipeline(database).run(source(live_sandbox, **args))
+    # a second pipeline with its own (empty) state writes the same windows into the same tables
+    make_pipeline(database, name="fullstory_again").run(source(live_sandbox, **args))
+    assert loaded_multiset(database, "events") == expected_events(live_sandbox, SEGMENT, DAY1, DAY2)
+
+
+def test_changing_the_window_bridges_to_the_new_grid(live_sandbox: Sandbox, database: Path) -> None:
+    pipeline = make_pipeline(database)
+    args = dict(segment_ids=[SEGMENT], export_types=["events"], start_date=format_time(DAY1))
+    pipeline.run(source(live_sandbox, **args, window="6h", end_date="2026-10-01T06:00:00Z"))
+    live_sandbox.clear_log()
+    pipeline.run(source(live_sandbox, **args, window="1d", end_date=format_time(DAY3)))
+    ranges = [(c["timeRange"]["start"], c["timeRange"]["end"]) for c in live_sandbox.created_exports()]
+    assert ranges == [
+        ("2026-10-01T06:00:00Z", "2026-10-02T00:00:00Z"),
+        ("2026-10-02T00:00:00Z", "2026-10-03T00:00:00Z"),
+    ]
+    total = query(database, "SELECT count(*) FROM fullstory.events")[0][0]
+    assert total == len(live_sandbox.expected_rows("events", SEGMENT, DAY1, DAY3))
+
+
+def test_individuals_keep_the_newest_row_per_person(live_sandbox: Sandbox, database: Path) -> None:
+    make_pipeline(database).run(
+        source(
+            live_sandbox,
+            segment_ids=[SEGMENT],
+            export_types=["individuals"],
+            start_date=format_time(DAY1),
+            end_date=format_time(DAY2),
+        )
+    )
+    newest: dict[int, str] = {}
+    for hour in range(0, 24, 6):
+        start = DAY1 + timedelta(hours=hour)
+        for row in live_sandbox.expected_rows("individuals", SEGMENT, start, start + timedelta(hours=6)):
+            newest[row["IndvId"]] = format_time(start + timedelta(hours=6))
+    loaded = query(
+        database, "SELECT indv_id, strftime(window_end, '%Y-%m-%dT%H:%M:%SZ') FROM fullstory.individuals"
+    )
+    assert dict(loaded) == newest
+    assert len(loaded) == len(newest)  # one row per person
+
+
+def test_segments_are_listed_and_merged(sandbox: Sandbox, database: Path) -> None:
+    pipeline = make_pipeline(database)
+    for _ in range(2):
+        pipeline.run(
+            source(sandbox, end_date=format_time(DAY2), start_date=format_time(DAY1)).with_resources(
+                "segments"
+            )
+        )
+    rows = query(database, "SELECT id, name FROM fullstory.segments ORDER BY id")
+    assert sorted(s["id"] for s in sandbox.segments) == [r[0] for r in rows]
+
+
+def test_all_segments_are_exported_when_none_are_configured(live_sandbox: Sandbox, database: Path) -> None:
+    pipeline = make_pipeline(database)
+    pipeline.run(
+        source(
+            live_sandbox,
+            export_types=["events"],
+            window="1d",
+            start_date=format_time(DAY1),
+            end_date=format_time(DAY2),
+        )
+    )
+    loaded = {r[0] for r in query(database, "SELECT DISTINCT segment_id FROM fullstory.events")}
+    assert loaded == {s["id"] for s in live_sandbox.segments}
+    assert set(cursors(pipeline, "events")) == loaded
+
+
+def test_failed_operation_fails_the_run_and_moves_no_cursor(live_sandbox: Sandbox, database: Path) -> None:
+    pipeline = make_pipeline(database)
+    live_sandbox.faults.fail_operations(error_details="query too large", segment_id=SEGMENT)
+    with pytest.raises(Exception) as raised:
+        pipeline.run(
+            source(
+                live_sandbox,
+                segment_ids=[SEGMENT],
+                export_types=["events"],
+                start_date=format_time(DAY1),
+                end_date=format_time(DAY2),
+            )
+        )
+    message = str(raised.value)
+    assert "query too large" in message and SEGMENT in message and "2026-10-01T00:00:00Z" in message
+    assert isinstance(_root(raised.value), ExportFailedError)
+    assert cursors(pipeline, "events") == {}
+    assert "events" not in tables(database)
+
+
+def test_with_a_report_other_segments_still_load(live_sandbox: Sandbox, database: Path) -> None:
+    pipeline = make_pipeline(database)
+    broken, healthy = "everyone", "power-users"
+    live_sandbox.faults.fail_operations(error_details="boom", segment_id=broken)
+    report = RunReport()
+    args = dict(
+        segment_ids=[broken, healthy],
+        export_types=["events"],
+        start_date=format_time(DAY1),
+        end_date=format_time(DAY2),
+    )
+    pipeline.run(source(live_sandbox, report=report, **args))
+
+    assert [str(f.job.window.start.date()) for f in report.failures] == ["2026-10-01"]
+    assert "boom" in report.failures[0].error
+    assert cursors(pipeline, "events") == {healthy: "2026-10-02T00:00:00Z"}
+    assert loaded_multiset(database, "events") == expected_events(live_sandbox, healthy, DAY1, DAY2)
+
+    # the next run retries the failed segment from its first window and ends exact
+    pipeline.run(source(live_sandbox, report=RunReport(), **args))
+    assert loaded_multiset(database, "events") == (
+        expected_events(live_sandbox, healthy, DAY1, DAY2) + expected_events(live_sandbox, broken, DAY1, DAY2)
+    )
+
+
+def _root(error: BaseException) -> BaseException:
+    while getattr(error, "exception", None) or error.__cause__:
+        error = getattr(error, "exception", None) or error.__cause__
+    return error
