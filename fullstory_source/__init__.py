@@ -80,6 +80,9 @@ def fullstory_source(
     backoff_factor: float = 1.0,
     download_attempts: int = 3,
     download_dir: str | None = None,
+    fields: list[str] | None = None,
+    timezone: str | None = None,
+    segment_time_range: dict[str, str] | None = None,
     report: RunReport | None = None,
 ) -> Sequence[DltResource]:
     """FullStory segments and segment exports. Every argument is also a config value under
@@ -97,6 +100,9 @@ def fullstory_source(
         window=window,
         export_delay=export_delay,
         download_dir=download_dir,
+        fields=fields,
+        timezone=timezone,
+        segment_time_range=segment_time_range,
     )
     client = FullStoryClient(
         api_key,
@@ -117,6 +123,7 @@ def fullstory_source(
             poll_max_interval=poll_max_interval,
             poll_timeout=poll_timeout,
             download_attempts=download_attempts,
+            extra_body=settings.request_extras,
         ),
     )
     selected = _SegmentSelection(client, settings)

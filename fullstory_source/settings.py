@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .client import resolve_base_url
 from .errors import ConfigurationError
 from .exports import DIALECTS, EXPORT_FORMATS, EXPORT_TYPES, Dialect
-from .windows import parse_duration, parse_time, parse_window
+from .windows import format_time, parse_duration, parse_time, parse_window
 
 DEFAULT_LOOKBACK_DAYS = 30
 
@@ -29,6 +30,8 @@ class Settings:
     window: timedelta
     export_delay: timedelta
     download_dir: Path
+    # optional live-API request fields, passed through to every create-export request
+    request_extras: dict[str, Any]
 
 
 def as_list(value: str | Sequence[str] | None, name: str) -> tuple[str, ...] | None:
@@ -56,6 +59,9 @@ def build_settings(
     window: Any,
     export_delay: Any,
     download_dir: str | None,
+    fields: str | Sequence[str] | None = None,
+    timezone: str | None = None,
+    segment_time_range: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> Settings:
     if api_flavor not in DIALECTS:
@@ -94,5 +100,41 @@ def build_settings(
         end_date=end,
         window=parse_window(window),
         export_delay=delay,
+        request_extras=request_extras(fields, timezone, segment_time_range),
         download_dir=Path(download_dir) if download_dir else Path(tempfile.gettempdir()) / "fullstory-dlt",
     )
+
+
+def request_extras(
+    fields: str | Sequence[str] | None, timezone: str | None, segment_time_range: dict[str, Any] | None
+) -> dict[str, Any]:
+    extras: dict[str, Any] = {}
+    names = as_list(fields, "fields")
+    if names:
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ConfigurationError(
+                f"fields lists {repeated} more than once; name each field (or wildcard like user_*) once"
+            )
+        extras["fields"] = list(names)
+    if timezone:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigurationError(
+                f"timezone={timezone!r} is not an IANA time zone name (e.g. 'America/New_York')"
+            ) from None
+        extras["timezone"] = timezone
+    if segment_time_range:
+        unknown = set(segment_time_range) - {"start", "end"}
+        if unknown or not segment_time_range.get("start") or not segment_time_range.get("end"):
+            raise ConfigurationError(
+                f"segment_time_range={dict(segment_time_range)!r} needs exactly 'start' and 'end' "
+                "(RFC 3339 times)"
+            )
+        start = parse_time(segment_time_range["start"], "segment_time_range.start")
+        end = parse_time(segment_time_range["end"], "segment_time_range.end")
+        if start >= end:
+            raise ConfigurationError("segment_time_range.start must be before segment_time_range.end")
+        extras["segmentTimeRange"] = {"start": format_time(start), "end": format_time(end)}
+    return extras

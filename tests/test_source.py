@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from fullstory_sandbox import Sandbox
-from fullstory_source import ExportFailedError, RunReport
+from fullstory_source import ConfigurationError, ExportFailedError, RunReport
 from fullstory_source.windows import format_time
 
 from .support import (
+    API_KEY,
     DAY1,
     DAY2,
     DAY3,
@@ -281,3 +282,97 @@ def _root(error: BaseException) -> BaseException:
     while getattr(error, "exception", None) or error.__cause__:
         error = getattr(error, "exception", None) or error.__cause__
     return error
+
+
+# -- bad input: a clear error, and nothing loaded -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"start_date": "2026-10-02T00:00:00Z", "end_date": "2026-10-01T00:00:00Z"}, "is not before the end"),
+        ({"export_types": ["events", "sessions"]}, "unknown export type(s) ['sessions']"),
+        ({"export_format": "parquet"}, "export_format='parquet' is unknown"),
+        ({"window": "7h"}, "window='7h' does not divide 24 hours"),
+        ({"base_url": "http://api.example.com"}, "plain http:// to a non-loopback host"),
+        ({"api_flavor": "v3"}, "api_flavor='v3' is unknown"),
+        ({"start_date": "yesterday"}, "start_date='yesterday' is not an RFC 3339 time"),
+        ({"fields": ["EventStart", "IndvId", "EventStart"]}, "fields lists ['EventStart'] more than once"),
+        ({"timezone": "Mars/Olympus"}, "not an IANA time zone"),
+    ],
+)
+def test_bad_configuration_is_refused_before_any_request(
+    live_sandbox: Sandbox, overrides: dict[str, object], expected: str
+) -> None:
+    args = {"start_date": format_time(DAY1), "end_date": format_time(DAY2), **overrides}
+    with pytest.raises(ConfigurationError) as raised:
+        source(live_sandbox, **args)
+    assert expected in str(raised.value)
+    assert live_sandbox.requests() == []
+
+
+def test_unknown_segment_fails_before_any_export(live_sandbox: Sandbox, database: Path) -> None:
+    pipeline = make_pipeline(database)
+    with pytest.raises(Exception) as raised:
+        pipeline.run(
+            source(
+                live_sandbox,
+                segment_ids=[SEGMENT, "no-such-segment"],
+                export_types=["events"],
+                start_date=format_time(DAY1),
+                end_date=format_time(DAY2),
+            )
+        )
+    assert "unknown segment id(s) ['no-such-segment']" in str(raised.value)
+    assert live_sandbox.created_exports() == []
+    assert "events" not in tables(database)
+    assert cursors(pipeline, "events") == {}
+
+
+def test_wrong_key_gets_a_clear_error_without_the_key(live_sandbox: Sandbox, database: Path) -> None:
+    pipeline = make_pipeline(database)
+    with pytest.raises(Exception) as raised:
+        pipeline.run(
+            source(
+                live_sandbox,
+                api_key="wrong-key-123",
+                segment_ids=[SEGMENT],
+                start_date=format_time(DAY1),
+                end_date=format_time(DAY2),
+            )
+        )
+    message = str(raised.value)
+    assert "HTTP 401" in message and "Check the API key" in message
+    assert "wrong-key-123" not in message
+    assert tables(database) <= {"_dlt_loads", "_dlt_pipeline_state", "_dlt_version"}
+
+
+def test_live_request_fields_are_passed_through(database: Path, tmp_path: Path) -> None:
+    with Sandbox(api_key=API_KEY, flavor="live", workdir=str(tmp_path / "sb")) as sb:
+        make_pipeline(database).run(
+            source(
+                sb,
+                segment_ids=[SEGMENT],
+                export_types=["events"],
+                window="1d",
+                start_date=format_time(DAY1),
+                end_date=format_time(DAY2),
+                fields=["EventStart", "EventType", "user_*"],
+                timezone="Europe/Berlin",
+                segment_time_range={"start": "2026-09-01T00:00:00Z", "end": "2026-10-01T00:00:00Z"},
+            )
+        )
+        body = sb.created_exports()[0]
+    assert body["fields"] == ["EventStart", "EventType", "user_*"]
+    assert body["timezone"] == "Europe/Berlin"
+    assert body["segmentTimeRange"] == {"start": "2026-09-01T00:00:00Z", "end": "2026-10-01T00:00:00Z"}
+    columns = {
+        r[0]
+        for r in query(
+            database,
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'fullstory' AND table_name = 'events'",
+        )
+    }
+    assert {"event_start", "event_type", "user_ltv_real", "segment_id"} <= columns
+    assert "page_url" not in columns
