@@ -1,0 +1,167 @@
+"""The `fullstory-pipeline` command, run in-process and (for the demo) as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import dlt
+import pytest
+
+from fullstory_sandbox import Sandbox
+from pipelines.fullstory_pipeline import main
+
+from .support import API_KEY, DAY1, DAY2, DAY3, make_pipeline, query, source
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def command_env(monkeypatch: pytest.MonkeyPatch, database: Path) -> Path:
+    """The way a user configures a scheduled run: env vars only."""
+    monkeypatch.setenv("SOURCES__FULLSTORY__API_KEY", API_KEY)
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(database))
+    monkeypatch.setenv("SOURCES__FULLSTORY__POLL_INTERVAL", "0.01")
+    monkeypatch.setenv("SOURCES__FULLSTORY__BACKOFF_FACTOR", "0.01")
+    return database
+
+
+def run_args(sb: Sandbox, *extra: str) -> list[str]:
+    return [
+        "run",
+        "--base-url", sb.base_url,
+        "--api-flavor", sb.flavor,
+        "--window", "6h",
+        "--start", "2026-10-01T00:00:00Z",
+        "--end", "2026-10-02T00:00:00Z",
+        *extra,
+    ]  # fmt: skip
+
+
+def test_run_loads_and_prints_a_summary(
+    live_sandbox: Sandbox, command_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        run_args(live_sandbox, "--segment", "everyone", "--segment", "power-users", "--types", "events")
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    expected = sum(
+        len(live_sandbox.expected_rows("events", s, DAY1, DAY2)) for s in ("everyone", "power-users")
+    )
+    assert query(command_env, "SELECT count(*) FROM fullstory.events")[0][0] == expected
+    assert re.search(rf"events\s+{expected:,} rows", out)
+    assert re.search(r"windows\s+8 loaded", out)
+    assert "individuals" not in out
+
+
+def test_a_failed_window_exits_1_and_the_others_load(
+    live_sandbox: Sandbox, command_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live_sandbox.faults.fail_operations(error_details="export quota exceeded", segment_id="everyone")
+    code = main(
+        run_args(live_sandbox, "--segment", "everyone", "--segment", "power-users", "--types", "events")
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAILED segment 'everyone', events, window [2026-10-01T00:00:00Z" in out
+    assert "export quota exceeded" in out
+    segments = query(command_env, "SELECT DISTINCT segment_id FROM fullstory.events")
+    assert segments == [("power-users",)]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--types", "events,bogus"], "unknown export type(s) ['bogus']"),
+        (["--window", "5h"], "does not divide 24 hours"),
+        (["--segment", "nope"], "unknown segment id(s) ['nope']"),
+    ],
+)
+def test_bad_input_exits_with_a_clear_message(
+    live_sandbox: Sandbox,
+    command_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
+) -> None:
+    code = main(run_args(live_sandbox, *extra))
+    err = capsys.readouterr().err
+    assert code in (1, 2)
+    assert message in err
+    assert "Traceback" not in err
+    assert live_sandbox.created_exports() == []
+
+
+def test_a_pending_load_is_finished_before_new_windows(
+    live_sandbox: Sandbox, command_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline = make_pipeline(command_env, name="fullstory")
+    args = {"segment_ids": ["everyone"], "export_types": ["events"], "start_date": "2026-10-01T00:00:00Z"}
+    pipeline.run(source(live_sandbox, **args, end_date="2026-10-02T00:00:00Z"))
+    # the next run extracted and normalized two windows of day 2, then died before loading them
+    pipeline.extract(source(live_sandbox, **args, end_date="2026-10-02T12:00:00Z"))
+    pipeline.normalize()
+    assert pipeline.has_pending_data
+    live_sandbox.clear_log()
+
+    code = main(
+        run_args(live_sandbox, "--segment", "everyone", "--types", "events", "--end", "2026-10-03T00:00:00Z")
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "finished a load package left pending" in out
+    ranges = [c["timeRange"]["start"] for c in live_sandbox.created_exports()]
+    assert ranges == ["2026-10-02T12:00:00Z", "2026-10-02T18:00:00Z"]  # pending windows not exported again
+    expected = len(live_sandbox.expected_rows("events", "everyone", DAY1, DAY3))
+    assert query(command_env, "SELECT count(*) FROM fullstory.events")[0][0] == expected
+
+
+def test_segments_command_lists_segments(
+    sandbox: Sandbox, command_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["segments", "--base-url", sandbox.base_url, "--api-flavor", sandbox.flavor])
+    out = capsys.readouterr().out
+    assert code == 0
+    for segment in sandbox.segments:
+        assert segment["id"] in out
+    assert "(built-in)" in out  # 'everyone' has no created time
+
+
+def test_the_key_appears_in_no_output_and_no_file(
+    live_sandbox: Sandbox,
+    command_env: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG")
+    assert main(["-v", *run_args(live_sandbox, "--segment", "everyone")]) == 0
+    captured = capsys.readouterr()
+    assert API_KEY not in captured.out + captured.err + caplog.text
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".duckdb" for p in written)
+    leaking = [p for p in written if API_KEY.encode() in p.read_bytes()]
+    assert leaking == []
+    # the key reached the API, but never the download host
+    downloads = live_sandbox.requests(path_prefix="/download")
+    assert downloads and all("Authorization" not in r.headers for r in downloads)
+
+
+def test_demo_runs_offline_as_a_command(tmp_path: Path) -> None:
+    env = {**os.environ, "DLT_DATA_DIR": str(tmp_path / "dlt")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.fullstory_pipeline", "demo",
+         "--output", str(tmp_path / "demo.duckdb")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Summary" in result.stdout and "Sample events" in result.stdout
+    events = query(
+        tmp_path / "demo.duckdb", "SELECT count(*), count(DISTINCT segment_id) FROM fullstory.events"
+    )
+    assert events[0][0] > 1000 and events[0][1] == 4
+    assert dlt.__version__.startswith("1.31")
