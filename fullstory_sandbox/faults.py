@@ -6,7 +6,17 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-ENDPOINTS = ("segments", "segment", "create", "operation", "link", "download")
+ENDPOINTS = (
+    "segments",
+    "segment",
+    "create",
+    "operation",
+    "link",
+    "download",
+    "batch_job",
+    "batch_imports",
+    "batch_errors",
+)
 
 
 @dataclass

@@ -2,28 +2,26 @@
 
 Resources:
 - `segments`: every segment the key can see, merged on `id`.
-- `events` / `individuals`: one FullStory export per (segment, window). Each window is loaded by
-  replacing that whole window for that segment (merge, delete-insert on segment + window start):
-  events have no unique key, so replacing whole windows is what keeps re-loads exact.
-  Individuals are merged on (segment_id, indv_id).
+- `events` / `individuals`: one FullStory export per (segment, window), all run concurrently
+  (scheduler.py). Each window replaces exactly the rows of its time span for its segment
+  (tables.py says how); individuals merge on (segment_id, indv_id).
+- Each window also writes a row to `export_runs` (runs.py): status, rows, bytes, errors.
 
-The cursor of each (segment, export type) is the end of the last window that was extracted, kept
-in dlt resource state: it is committed together with the data of that window in one load
-package, so it never runs ahead of what the destination holds.
+The cursor of each (segment, export type) is the end of the last window loaded without a gap,
+kept in dlt resource state (plans.py): it is committed together with the data of those windows
+in one load package, so it never runs ahead of what the destination holds.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dlt
-import pyarrow as pa
 from dlt.sources import DltResource
 
 from .client import FullStoryClient, download_session
@@ -35,13 +33,18 @@ from .errors import (
     FullStoryError,
     UnexpectedResponseError,
 )
-from .exports import Exporter, ExportJob, ExportOptions
+from .exports import Exporter, ExportOptions
+from .plans import Backfill, WindowPlan, pending_windows
 from .readers import read_export
 from .report import RunReport, WindowOutcome
+from .runs import run_record
+from .scheduler import ExportScheduler, Finished
 from .settings import Settings, build_settings
-from .windows import Window, align_up, format_time, grid_windows, newest_window_end, parse_time
+from .tables import REQUIRED_FIELDS, TABLE_HINTS, with_bucket
+from .windows import newest_window_end
 
 __all__ = [
+    "Backfill",
     "ConfigurationError",
     "DownloadError",
     "ExportFailedError",
@@ -50,13 +53,10 @@ __all__ = [
     "RunReport",
     "UnexpectedResponseError",
     "fullstory_source",
+    "pending_windows",
 ]
 
 logger = logging.getLogger(__name__)
-
-# fields that key the rows of a table (merge keys of individuals)
-REQUIRED_FIELDS = {"events": (), "individuals": ("IndvId",)}
-WINDOW_REPLACE = {"disposition": "merge", "strategy": "delete-insert"}
 
 
 @dlt.source(name="fullstory", max_table_nesting=0)
@@ -72,6 +72,8 @@ def fullstory_source(
     end_date: str | None = None,
     window: str = "1d",
     export_delay: str = "3h",
+    max_concurrent_exports: int = 8,
+    max_creates_per_minute: float = 60.0,
     poll_interval: float = 1.0,
     poll_max_interval: float = 30.0,
     poll_timeout: float = 3 * 3600.0,
@@ -84,9 +86,14 @@ def fullstory_source(
     timezone: str | None = None,
     segment_time_range: dict[str, str] | None = None,
     report: RunReport | None = None,
+    backfill: Backfill | None = None,
 ) -> Sequence[DltResource]:
-    """FullStory segments and segment exports. Every argument is also a config value under
-    [sources.fullstory] (see .dlt/config.toml for what each one does and its default)."""
+    """FullStory segments and segment exports. Every argument but the last two is also a
+    config value under [sources.fullstory] (.dlt/config.toml lists them with their defaults).
+
+    `report`: collect window outcomes and live progress; with it, a failed window is recorded
+    instead of failing the whole run. `backfill`: export [start, end) again instead of the
+    windows after the cursors (the `backfill` command)."""
     settings = build_settings(
         api_key=api_key,
         base_url=base_url,
@@ -104,6 +111,8 @@ def fullstory_source(
         timezone=timezone,
         segment_time_range=segment_time_range,
     )
+    if max_concurrent_exports < 1:
+        raise ConfigurationError(f"max_concurrent_exports={max_concurrent_exports} must be at least 1")
     client = FullStoryClient(
         api_key,
         settings.base_url,
@@ -126,28 +135,20 @@ def fullstory_source(
             extra_body=settings.request_extras,
         ),
     )
-    selected = _SegmentSelection(client, settings)
+    listener = report.update if report else None
+    run = _Run(
+        settings=settings,
+        scheduler=ExportScheduler(exporter, max_concurrent_exports, max_creates_per_minute, listener),
+        selection=_SegmentSelection(client, settings),
+        report=report,
+        backfill=backfill,
+    )
     resources: list[DltResource] = [segments(client, settings)]
-    if "events" in settings.export_types:
-        resources.append(
-            dlt.resource(
-                _export_windows,
-                name="events",
-                write_disposition=WINDOW_REPLACE,
-                merge_key=["segment_id", "window_start"],
-            )("events", exporter, selected, settings, report)
+    for export_type in settings.export_types:
+        resource = dlt.resource(
+            _export_windows, name=export_type, parallelized=True, **TABLE_HINTS[export_type]
         )
-    if "individuals" in settings.export_types:
-        resources.append(
-            dlt.resource(
-                _export_windows,
-                name="individuals",
-                write_disposition=WINDOW_REPLACE,
-                primary_key=["segment_id", "indv_id"],
-                # an individual seen in several windows of one run keeps its newest row
-                columns={"window_end": {"dedup_sort": "desc"}},
-            )("individuals", exporter, selected, settings, report)
-        )
+        resources.append(resource(export_type, run))
     return resources
 
 
@@ -170,15 +171,15 @@ class _SegmentSelection:
 
     def ids(self) -> tuple[str, ...]:
         if self._ids is None:
-            self._ids = self.settings.segment_ids or self._all()
-            if self.settings.segment_ids:
-                known = set(self._all())
-                unknown = [s for s in self._ids if s not in known]
-                if unknown:
-                    raise ConfigurationError(
-                        f"unknown segment id(s) {unknown}: this API key sees {len(known)} segments; "
-                        "`fullstory-pipeline segments` lists them"
-                    )
+            known = self._all()
+            wanted = self.settings.segment_ids or known
+            unknown = [s for s in wanted if s not in known]
+            if unknown:
+                raise ConfigurationError(
+                    f"unknown segment id(s) {unknown}: this API key sees {len(known)} segments; "
+                    "`fullstory-pipeline segments` lists them"
+                )
+            self._ids = wanted
         return self._ids
 
     def _all(self) -> tuple[str, ...]:
@@ -186,65 +187,94 @@ class _SegmentSelection:
         return tuple(str(segment["id"]) for page in pages for segment in page)
 
 
-def _export_windows(
-    export_type: str,
-    exporter: Exporter,
-    selection: _SegmentSelection,
-    settings: Settings,
-    report: RunReport | None,
-) -> Iterator[pa.RecordBatch]:
-    cursors: dict[str, str] = dlt.current.resource_state().setdefault("cursors", {})
-    newest = newest_window_end(datetime.now(UTC), settings.export_delay, settings.window, settings.end_date)
-    for segment_id in selection.ids():
-        for window in pending_windows(cursors.get(segment_id), settings, newest):
-            job = ExportJob(segment_id, export_type, window)
-            started = time.monotonic()
-            try:
-                export = exporter.export(job)
-            except FullStoryError as error:
-                if report is None:
-                    raise
-                report.add(WindowOutcome(job, "failed", error=str(error)))
-                logger.error("%s", error)
-                break  # later windows of this segment wait until this one loads
-            rows = 0
-            try:
-                if not export.empty:
-                    constants = {
-                        "segment_id": segment_id,
-                        "window_start": window.start,
-                        "window_end": window.end,
-                    }
-                    batches = read_export(
-                        export.path,
-                        export.export_format,
-                        constants,
-                        what=str(job),
-                        required=REQUIRED_FIELDS[export_type],
-                    )
-                    for batch in batches:
-                        rows += batch.num_rows
-                        yield batch
-            finally:
-                export.path.unlink(missing_ok=True)
-            cursors[segment_id] = format_time(window.end)
-            logger.info("extracted %s: %d rows", job, rows)
-            if report is not None:
-                report.add(
-                    WindowOutcome(job, "loaded", rows, export.bytes_downloaded, time.monotonic() - started)
+class _Run:
+    def __init__(
+        self,
+        settings: Settings,
+        scheduler: ExportScheduler,
+        selection: _SegmentSelection,
+        report: RunReport | None,
+        backfill: Backfill | None,
+    ) -> None:
+        self.settings = settings
+        self.scheduler = scheduler
+        self.selection = selection
+        self.report = report
+        self.backfill = backfill
+        self.backfill_id = backfill.id(settings.window) if backfill else None
+        self.newest = newest_window_end(
+            datetime.now(UTC), settings.export_delay, settings.window, settings.end_date
+        )
+
+
+def _export_windows(export_type: str, run: _Run) -> Iterator[Any]:
+    plan = WindowPlan(
+        export_type,
+        dlt.current.resource_state(),
+        run.settings,
+        run.selection.ids(),
+        run.newest,
+        run.backfill,
+    )
+    for finished in run.scheduler.run(plan.jobs):
+        if finished.error is not None:
+            if run.report is None:
+                raise finished.error
+            logger.error("%s", finished.error)
+            run.report.add(
+                WindowOutcome(finished.job, "failed", seconds=finished.seconds, error=str(finished.error))
+            )
+            yield _record(finished, run, "Failed")
+            continue
+        rows = yield from _load_window(finished, run)
+        plan.finished(finished.job)
+        logger.info("extracted %s: %d rows", finished.job, rows)
+        if run.report is not None:
+            run.report.add(
+                WindowOutcome(
+                    finished.job, "loaded", rows, finished.export.bytes_downloaded, finished.seconds
                 )
+            )
+        yield _record(finished, run, "Completed", rows)
 
 
-def pending_windows(cursor: str | None, settings: Settings, newest: datetime) -> Iterator[Window]:
-    """Windows after the cursor (or from `start_date` when there is none) up to `newest`.
+def _load_window(finished: Finished, run: _Run) -> Iterator[Any]:
+    """Yield the rows of one downloaded window as typed Arrow batches; returns the row count."""
+    export, job = finished.export, finished.job
+    rows = 0
+    try:
+        if export.empty:
+            return 0
+        constants = {
+            "segment_id": job.segment_id,
+            "window_start": job.window.start,
+            "window_end": job.window.end,
+        }
+        batches = read_export(
+            export.path,
+            export.export_format,
+            constants,
+            what=str(job),
+            required=REQUIRED_FIELDS[job.export_type],
+        )
+        for batch in batches:
+            rows += batch.num_rows
+            if run.report is not None:
+                run.report.update(job, "Loading", rows=rows)
+            yield with_bucket(batch) if job.export_type == "events" else batch
+    finally:
+        export.path.unlink(missing_ok=True)
+    return rows
 
-    A cursor off the current grid (the `window` setting changed since the last run) first gets
-    a bridging window up to the next grid line, so nothing is skipped or exported twice."""
-    if cursor is None:
-        yield from grid_windows(settings.start_date, newest, settings.window)
-        return
-    start = parse_time(cursor, "cursor")
-    grid_start = align_up(start, settings.window)
-    if start < grid_start <= newest:
-        yield Window(start, grid_start)
-    yield from grid_windows(grid_start, newest, settings.window)
+
+def _record(finished: Finished, run: _Run, status: str, rows: int | None = None) -> Any:
+    return run_record(
+        finished.job,
+        status,
+        operation_id=finished.operation_id,
+        seconds=finished.seconds,
+        rows=rows,
+        bytes_downloaded=finished.export.bytes_downloaded if finished.export else None,
+        error=str(finished.error) if finished.error else None,
+        backfill_id=run.backfill_id,
+    )

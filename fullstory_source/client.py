@@ -19,11 +19,12 @@ from urllib.parse import urlsplit, urlunsplit
 from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
-from requests import Response
+from requests import RequestException, Response
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import ConnectTimeout
+from urllib3.exceptions import NewConnectionError
 
-from .errors import ConfigurationError, FullStoryAPIError, UnexpectedResponseError
+from .errors import ConfigurationError, FullStoryAPIError, FullStoryConnectionError, UnexpectedResponseError
 
 logger = logging.getLogger(__name__)
 
@@ -129,16 +130,22 @@ class FullStoryClient:
         # A create that reached the server may have started an export even if the answer
         # was lost: retry only what surely created nothing (429, refused connections).
         create_session = Client(
-            status_codes=(429,), exceptions=(ConnectTimeout, RequestsConnectionError), **retry
+            status_codes=(429,), exceptions=(), retry_condition=_nothing_was_sent, **retry
         ).session
         self._create = RESTClient(self.base_url, auth=auth, session=create_session)
 
     def get(self, path: str, params: dict[str, Any] | None = None, context: str = "") -> Any:
-        response = self._rest.get(path, params=params, allow_redirects=False)
+        try:
+            response = self._rest.get(path, params=params, allow_redirects=False)
+        except RequestException as error:
+            raise FullStoryConnectionError(f"GET {path}", error, context) from None
         return self._json(response, f"GET {path}", context)
 
     def post(self, path: str, body: dict[str, Any], context: str = "") -> Any:
-        response = self._create.post(path, json=body, allow_redirects=False)
+        try:
+            response = self._create.post(path, json=body, allow_redirects=False)
+        except RequestException as error:
+            raise FullStoryConnectionError(f"POST {path}", error, context, maybe_created=True) from None
         return self._json(response, f"POST {path}", context)
 
     def paginate(
@@ -173,6 +180,17 @@ class FullStoryClient:
             return response.json()
         except ValueError:
             raise UnexpectedResponseError(endpoint, "a JSON body", response.text[:200], context) from None
+
+
+def _nothing_was_sent(response: Response | None, exception: BaseException | None) -> bool:
+    """True when a request surely never reached the server (so repeating it cannot create a
+    second export): the connection could not be opened at all."""
+    if isinstance(exception, ConnectTimeout):
+        return True
+    if isinstance(exception, RequestsConnectionError) and exception.args:
+        reason = getattr(exception.args[0], "reason", exception.args[0])
+        return isinstance(reason, NewConnectionError)
+    return False
 
 
 def download_session(timeout: float, max_attempts: int, backoff_factor: float) -> Any:

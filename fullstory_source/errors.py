@@ -65,6 +65,24 @@ def _hint(status: int, retry_after: str | None) -> str:
     return ""
 
 
+class FullStoryConnectionError(FullStoryError):
+    """FullStory could not be reached, or the connection broke, after every retry."""
+
+    def __init__(
+        self, endpoint: str, error: BaseException, context: str = "", maybe_created: bool = False
+    ) -> None:
+        where = f" [{context}]" if context else ""
+        text = f"FullStory API {endpoint}{where}: connection failed ({type(error).__name__})."
+        if maybe_created:
+            text += (
+                " The request may have reached FullStory, so it was not repeated (that could start a"
+                " second export); the window stays pending and the next run exports it."
+            )
+        else:
+            text += " Check the network and base_url; the cursor did not move."
+        super().__init__(text)
+
+
 class UnexpectedResponseError(FullStoryError):
     """A response had a shape we do not know (neither the spec nor the live API's)."""
 

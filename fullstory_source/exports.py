@@ -20,6 +20,7 @@ import logging
 import re
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,8 +127,14 @@ class Exporter:
         return str(operation_id)
 
     # -- 2. poll -----------------------------------------------------------------------------
-    def wait(self, job: ExportJob, operation_id: str) -> dict[str, Any]:
-        """Poll with growing intervals until COMPLETED; FAILED and time-outs raise."""
+    def wait(
+        self,
+        job: ExportJob,
+        operation_id: str,
+        on_progress: Callable[[str, float], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll with growing intervals until COMPLETED; FAILED and time-outs raise.
+        `on_progress(state, estimatePctComplete)` hears every poll (default: a log line)."""
         interval = self.options.poll_interval
         deadline = time.monotonic() + self.options.poll_timeout
         while True:
@@ -146,12 +153,11 @@ class Exporter:
                     f"Export for {job} (operation {operation_id}) is still {state} after "
                     f"{self.options.poll_timeout:.0f} s (poll_timeout). Its cursor did not move."
                 )
-            logger.info(
-                "waiting for %s: %s, %s%% complete",
-                job,
-                state,
-                operation.get("estimatePctComplete", 0),
-            )
+            percent = float(operation.get("estimatePctComplete") or 0)
+            if on_progress:
+                on_progress(state, percent)
+            else:
+                logger.info("waiting for %s: %s, %.0f%% complete", job, state, percent)
             time.sleep(interval)
             interval = min(interval * 1.5, self.options.poll_max_interval)
 
@@ -255,6 +261,20 @@ def _no_credentials(request: PreparedRequest) -> PreparedRequest:
     return request
 
 
+# the start of a CSV header of FullStory field names (the peek may cut it anywhere)
+_CSV_HEADER = re.compile(rb'^"?[A-Za-z_][\w.]*"?(,"?[A-Za-z_][\w.]*"?)*,?"?[\w.]*(\r?\n|$)')
+
+
+def _looks_like(export_format: str, head: bytes) -> bool:
+    if not head:
+        return True  # an empty export
+    if export_format == "json":
+        return head.startswith(b"[")
+    if export_format == "ndjson":
+        return head.startswith(b"{")
+    return bool(_CSV_HEADER.match(head))
+
+
 class _RetryableDownload(Exception):
     pass
 
@@ -318,14 +338,7 @@ class _GzipCheck:
                 return f"the gzip file is truncated ({self.received} bytes received)"
             return None
         # Not gzip: some clients and proxies inflate on the way. Accept it only if it
-        # looks like the text we asked for; anything else is a damaged download.
-        head = self._head.lstrip(b"\xef\xbb\xbf").lstrip()
-        expected = {"json": b"[", "ndjson": b"{"}.get(export_format)
-        looks_right = b"\x00" not in head and (expected is None or head.startswith(expected) or not head)
-        try:
-            head.decode("utf-8")
-        except UnicodeDecodeError as error:
-            looks_right = looks_right and error.start >= len(head) - 3  # a cut multi-byte char
-        if not looks_right:
+        # looks like the text we asked for; anything else (an error page) is a damaged download.
+        if not _looks_like(export_format, self._head.lstrip(b"\xef\xbb\xbf").lstrip()):
             return f"the file is neither gzip (no 1f 8b magic bytes) nor plain {export_format}"
         return None

@@ -15,8 +15,10 @@ from datetime import UTC, datetime, timedelta
 from .errors import ConfigurationError
 
 DAY = timedelta(days=1)
+QUARTER_HOUR = timedelta(minutes=15)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$", re.IGNORECASE)
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -65,12 +67,12 @@ def parse_time(value: str | datetime, name: str) -> datetime:
             raise ConfigurationError(
                 f"{name}={value!r} is not an RFC 3339 time; write it like 2026-10-01T00:00:00Z"
             ) from None
-        if parsed.tzinfo is None and "T" in text.upper():
-            raise ConfigurationError(
-                f"{name}={value!r} has no time zone; add 'Z' for UTC, e.g. 2026-10-01T00:00:00Z"
-            )
+        if parsed.tzinfo is None and _DATE_ONLY.match(text):
+            parsed = parsed.replace(tzinfo=UTC)  # a bare date means its UTC midnight
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+        raise ConfigurationError(
+            f"{name}={value!r} has no time zone; add 'Z' for UTC, e.g. 2026-10-01T00:00:00Z"
+        )
     return parsed.astimezone(UTC)
 
 

@@ -130,6 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             end_date=DEMO_END,
             window="1d",
             poll_interval=0.05,
+            max_creates_per_minute=6000,  # the sandbox has no rate limit
         )
     print("\n".join(summary.lines()))
     print_samples(database)

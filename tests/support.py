@@ -23,7 +23,12 @@ DAY2 = datetime(2026, 10, 2, tzinfo=UTC)
 DAY3 = datetime(2026, 10, 3, tzinfo=UTC)
 
 # fast polls and retries: the sandbox answers at once
-FAST = {"poll_interval": 0.01, "poll_max_interval": 0.05, "backoff_factor": 0.01}
+FAST = {
+    "poll_interval": 0.01,
+    "poll_max_interval": 0.05,
+    "backoff_factor": 0.01,
+    "max_creates_per_minute": 60_000,
+}
 
 _naming = NamingConvention()
 
@@ -86,10 +91,17 @@ def canonical(value: Any, sql_type: str | None = None) -> Any:
 
 
 def expected_multiset(rows: list[dict[str, Any]], extra: dict[str, Any]) -> Counter[str]:
+    """`extra`: the columns the source adds (segment and window); events also get their
+    15-minute `event_bucket`."""
     out: Counter[str] = Counter()
     for row in rows:
         item = {_naming.normalize_identifier(k): canonical(v, declared_type(k)) for k, v in row.items()}
         item.update({k: canonical(v) for k, v in extra.items()})
+        if "EventStart" in row:
+            start = datetime.fromisoformat(row["EventStart"].replace("Z", "+00:00"))
+            item["event_bucket"] = canonical(
+                start.replace(minute=start.minute // 15 * 15, second=0, microsecond=0)
+            )
         out[repr(sorted((k, v) for k, v in item.items() if v is not None))] += 1
     return out
 

@@ -174,7 +174,7 @@ def test_changing_the_window_bridges_to_the_new_grid(live_sandbox: Sandbox, data
     pipeline.run(source(live_sandbox, **args, window="6h", end_date="2026-10-01T06:00:00Z"))
     live_sandbox.clear_log()
     pipeline.run(source(live_sandbox, **args, window="1d", end_date=format_time(DAY3)))
-    ranges = [(c["timeRange"]["start"], c["timeRange"]["end"]) for c in live_sandbox.created_exports()]
+    ranges = sorted((c["timeRange"]["start"], c["timeRange"]["end"]) for c in live_sandbox.created_exports())
     assert ranges == [
         ("2026-10-01T06:00:00Z", "2026-10-02T00:00:00Z"),
         ("2026-10-02T00:00:00Z", "2026-10-03T00:00:00Z"),
@@ -247,7 +247,7 @@ def test_failed_operation_fails_the_run_and_moves_no_cursor(live_sandbox: Sandbo
             )
         )
     message = str(raised.value)
-    assert "query too large" in message and SEGMENT in message and "2026-10-01T00:00:00Z" in message
+    assert "query too large" in message and SEGMENT in message and "events, window [2026-10-01T" in message
     assert isinstance(_root(raised.value), ExportFailedError)
     assert cursors(pipeline, "events") == {}
     assert "events" not in tables(database)
@@ -266,16 +266,29 @@ def test_with_a_report_other_segments_still_load(live_sandbox: Sandbox, database
     )
     pipeline.run(source(live_sandbox, report=report, **args))
 
-    assert [str(f.job.window.start.date()) for f in report.failures] == ["2026-10-01"]
-    assert "boom" in report.failures[0].error
-    assert cursors(pipeline, "events") == {healthy: "2026-10-02T00:00:00Z"}
-    assert loaded_multiset(database, "events") == expected_events(live_sandbox, healthy, DAY1, DAY2)
+    # windows run concurrently, so any one of the four windows of `broken` may be the failed one
+    assert len(report.failures) == 1
+    failed = report.failures[0].job
+    assert failed.segment_id == broken and "boom" in report.failures[0].error
+    expected_cursors = {healthy: "2026-10-02T00:00:00Z"}
+    if failed.window.start > DAY1:  # the windows before the failed one moved the cursor up to it
+        expected_cursors[broken] = format_time(failed.window.start)
+    assert cursors(pipeline, "events") == expected_cursors
+    all_rows = expected_events(live_sandbox, healthy, DAY1, DAY2) + expected_events(
+        live_sandbox, broken, DAY1, DAY2
+    )
+    missing = expected_events(live_sandbox, broken, failed.window.start, failed.window.end)
+    assert loaded_multiset(database, "events") == all_rows - missing
+    runs = query(database, "SELECT segment_id, start_at, status, error FROM fullstory.export_runs")
+    assert len(runs) == 8
+    assert [(s, t) for s, t, status, _ in runs if status == "Failed"] == [(broken, failed.window.start)]
+    assert all(error is None for *_, status, error in runs if status == "Completed")
 
     # the next run retries the failed segment from its first window and ends exact
     pipeline.run(source(live_sandbox, report=RunReport(), **args))
-    assert loaded_multiset(database, "events") == (
-        expected_events(live_sandbox, healthy, DAY1, DAY2) + expected_events(live_sandbox, broken, DAY1, DAY2)
-    )
+    assert loaded_multiset(database, "events") == all_rows
+    statuses = query(database, "SELECT status, count(*) FROM fullstory.export_runs GROUP BY 1")
+    assert statuses == [("Completed", 8)]
 
 
 def _root(error: BaseException) -> BaseException:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -133,8 +133,6 @@ def test_times_are_parsed_into_utc(text: str, expected: datetime) -> None:
 
 
 def test_aware_datetimes_are_converted_to_utc() -> None:
-    from datetime import timezone
-
     moment = datetime(2026, 10, 1, 2, 0, tzinfo=timezone(timedelta(hours=2)))
     parsed = parse_time(moment, "start_date")
     assert parsed == DAY1 and parsed.tzinfo == UTC
@@ -148,6 +146,13 @@ def test_a_datetime_without_a_zone_is_refused(text: str) -> None:
     message = str(raised.value)
     assert f"start_date={text!r}" in message
     assert "no time zone" in message and "add 'Z'" in message
+
+
+def test_a_naive_datetime_object_is_refused() -> None:
+    # a naive datetime means "some local time": guessing UTC would shift every window silently
+    with pytest.raises(ConfigurationError) as raised:
+        parse_time(datetime(2026, 10, 1, 6, 0), "start_date")
+    assert "start_date=" in str(raised.value) and "time zone" in str(raised.value)
 
 
 @pytest.mark.parametrize("text", ["garbage", "2026-13-01T00:00:00Z", "yesterday", "2026/10/01"])

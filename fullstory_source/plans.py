@@ -1,0 +1,125 @@
+"""Which windows a run exports, and how finishing one moves the state.
+
+State (dlt resource state of each export resource):
+    cursors:   {segment_id: end of the last window loaded without a gap before it}
+    backfills: {backfill_id: {start, end, window, created_at, done: {segment_id: [window starts]}}}
+
+Windows finish in any order (they run concurrently); a cursor only moves over an unbroken run of
+finished windows, so a failed window keeps everything after it pending. Windows after a failed
+one that did load are exported again by the next run, which replaces them exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .exports import ExportJob
+from .settings import Settings
+from .windows import Window, align_up, format_time, grid_windows, parse_time
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """Re-export [start, end) in grid windows, resumably: the same command continues where an
+    interrupted run stopped; `force` exports the finished windows again."""
+
+    start: datetime
+    end: datetime
+    force: bool = False
+
+    def id(self, window: timedelta) -> str:
+        return f"{format_time(self.start)}/{format_time(self.end)}/{int(window.total_seconds())}s"
+
+
+def pending_windows(cursor: str | None, settings: Settings, newest: datetime) -> list[Window]:
+    """Windows after the cursor (or from `start_date` when there is none) up to `newest`.
+
+    A cursor off the current grid (the `window` setting changed since the last run) first gets
+    a bridging window up to the next grid line, so nothing is skipped or exported twice."""
+    if cursor is None:
+        return list(grid_windows(settings.start_date, newest, settings.window))
+    start = parse_time(cursor, "cursor")
+    grid_start = align_up(start, settings.window)
+    bridge = [Window(start, grid_start)] if start < grid_start <= newest else []
+    return bridge + list(grid_windows(grid_start, newest, settings.window))
+
+
+class WindowPlan:
+    """The jobs of one export type for this run, and the bookkeeping as they finish."""
+
+    def __init__(
+        self,
+        export_type: str,
+        state: dict[str, Any],
+        settings: Settings,
+        segment_ids: Sequence[str],
+        newest: datetime,
+        backfill: Backfill | None = None,
+    ) -> None:
+        self.export_type = export_type
+        self.cursors: dict[str, str] = state.setdefault("cursors", {})
+        self.backfill = backfill
+        self._windows: dict[str, list[Window]] = {}
+        self._finished: dict[str, set[Window]] = {s: set() for s in segment_ids}
+        if backfill is None:
+            self._done: dict[str, list[str]] | None = None
+            for segment in segment_ids:
+                self._windows[segment] = pending_windows(self.cursors.get(segment), settings, newest)
+        else:
+            record = state.setdefault("backfills", {}).setdefault(
+                backfill.id(settings.window),
+                {
+                    "start": format_time(backfill.start),
+                    "end": format_time(backfill.end),
+                    "window": int(settings.window.total_seconds()),
+                    "created_at": format_time(datetime.now(UTC)),
+                    "done": {},
+                },
+            )
+            if backfill.force:
+                record["done"] = {}
+            self._done = record["done"]
+            every = list(grid_windows(backfill.start, backfill.end, settings.window))
+            for segment in segment_ids:
+                done = set(self._done.get(segment, []))
+                self._windows[segment] = every
+                self._finished[segment] = {w for w in every if format_time(w.start) in done}
+        self.jobs = [
+            ExportJob(segment, export_type, window)
+            for segment, windows in self._windows.items()
+            for window in windows
+            if window not in self._finished[segment]
+        ]
+
+    def finished(self, job: ExportJob) -> None:
+        """Record a loaded window and move what it allows to move."""
+        segment = job.segment_id
+        self._finished[segment].add(job.window)
+        if self._done is not None:
+            self._done.setdefault(segment, []).append(format_time(job.window.start))
+            self._advance_existing_cursor(segment)
+            return
+        cursor = self.cursors.get(segment)
+        for window in self._windows[segment]:
+            if cursor is not None and window.end <= parse_time(cursor, "cursor"):
+                continue
+            if window not in self._finished[segment]:
+                break
+            cursor = format_time(window.end)
+        if cursor is not None:
+            self.cursors[segment] = cursor
+
+    def _advance_existing_cursor(self, segment: str) -> None:
+        """A backfill moves a scheduled cursor only forward, and only over windows it loaded
+        without a gap from the cursor on. It never creates one: the scheduled runs start
+        where their own configuration says."""
+        if segment not in self.cursors:
+            return
+        position = parse_time(self.cursors[segment], "cursor")
+        for window in self._windows[segment]:
+            if window.start <= position < window.end and window in self._finished[segment]:
+                position = window.end
+        self.cursors[segment] = format_time(position)

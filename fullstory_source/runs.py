@@ -1,0 +1,68 @@
+"""Run records: one row per (segment, export type, window) in the table `export_runs`, modelled
+on PostHog's BatchExportBackfill, so the warehouse itself shows what was exported, when, how
+big, and what failed. A window exported again updates its row (merge on `id`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dlt
+
+from .exports import ExportJob
+from .windows import format_time
+
+RUNS_TABLE = "export_runs"
+BACKFILLS_TABLE = "backfills"
+
+
+# declared up front: a column that is null in every row of a first load would not exist yet
+_RUN_COLUMNS: Any = {
+    "operation_id": {"data_type": "text", "nullable": True},
+    "total_records_count": {"data_type": "bigint", "nullable": True},
+    "bytes_downloaded": {"data_type": "bigint", "nullable": True},
+    "error": {"data_type": "text", "nullable": True},
+    "backfill_id": {"data_type": "text", "nullable": True},
+}
+
+
+def run_id(job: ExportJob) -> str:
+    return f"{job.segment_id}/{job.export_type}/{format_time(job.window.start)}/{format_time(job.window.end)}"
+
+
+def run_record(
+    job: ExportJob,
+    status: str,
+    *,
+    operation_id: str | None,
+    seconds: float,
+    rows: int | None = None,
+    bytes_downloaded: int | None = None,
+    error: str | None = None,
+    backfill_id: str | None = None,
+) -> Any:
+    now = datetime.now(UTC)
+    record = {
+        "id": run_id(job),
+        "segment_id": job.segment_id,
+        "export_type": job.export_type,
+        "start_at": job.window.start,
+        "end_at": job.window.end,
+        "status": status,
+        "operation_id": operation_id,
+        "created_at": now - timedelta(seconds=seconds),
+        "finished_at": now,
+        "last_updated_at": now,
+        "total_records_count": rows,
+        "bytes_downloaded": bytes_downloaded,
+        "error": error,
+        "backfill_id": backfill_id,
+    }
+    hints = dlt.mark.make_hints(
+        table_name=RUNS_TABLE,
+        write_disposition="merge",
+        primary_key="id",
+        merge_key=[],  # not the merge key of the resource that yields the record
+        columns=_RUN_COLUMNS,
+    )
+    return dlt.mark.with_hints(record, hints, create_table_variant=True)

@@ -1,0 +1,47 @@
+"""How each table is keyed, and the column that makes window replacement exact.
+
+Events have no unique key, so a re-exported window must replace exactly the rows of that window.
+Keying the merge on the window itself breaks as soon as a window of another length covers the
+same time (a backfill with 1d windows over data loaded in 1h windows, a changed `window`
+setting): the old rows carry other window bounds and would stay, duplicated. So every event row
+carries `event_bucket`, the 15-minute bucket of its `EventStart`, and events merge
+(delete-insert) on (segment_id, event_bucket). Every window is a whole number of buckets, so
+loading a window deletes exactly the buckets it holds, whatever window length loaded them before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .windows import QUARTER_HOUR
+
+BUCKET = QUARTER_HOUR  # every window is a whole number of these
+BUCKET_COLUMN = "event_bucket"
+EVENT_TIME = "EventStart"
+
+WINDOW_REPLACE: dict[str, Any] = {
+    "write_disposition": {"disposition": "merge", "strategy": "delete-insert"},
+    "merge_key": ["segment_id", BUCKET_COLUMN],
+}
+TABLE_HINTS: dict[str, dict[str, Any]] = {
+    "events": WINDOW_REPLACE,
+    "individuals": {
+        "write_disposition": {"disposition": "merge", "strategy": "delete-insert"},
+        "primary_key": ["segment_id", "indv_id"],
+        # an individual seen in several windows of one run keeps its newest row
+        "columns": {"window_end": {"dedup_sort": "desc"}},
+    },
+}
+# fields that must be present in every row of an export, by export type
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {"events": (EVENT_TIME,), "individuals": ("IndvId",)}
+
+
+def with_bucket(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Append `event_bucket` (EventStart floored to 15 minutes) to a batch of events."""
+    minutes = int(BUCKET.total_seconds() // 60)
+    bucket = pc.floor_temporal(batch.column(EVENT_TIME), multiple=minutes, unit="minute")
+    field = pa.field(BUCKET_COLUMN, bucket.type, nullable=False)
+    return batch.append_column(field, bucket)
