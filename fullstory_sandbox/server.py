@@ -72,6 +72,7 @@ class Sandbox:
         segments: list[dict[str, Any]] | None = None,
         events_per_hour: int = 6,
         operation_polls: int = 2,
+        operation_seconds: float = 0.0,
         link_ttl: float = 300.0,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -85,6 +86,7 @@ class Sandbox:
         self.segments = [dict(segment) for segment in (segments or data.DEFAULT_SEGMENTS)]
         self.events_per_hour = events_per_hour
         self.operation_polls = operation_polls
+        self.operation_seconds = operation_seconds  # server-side time each export takes, at least
         self.host = host
         self.port = port
         self.workdir = workdir
@@ -259,6 +261,7 @@ class Sandbox:
             events_per_hour=self.events_per_hour,
             created_at=datetime.now(UTC),
             failure=self.faults.take_operation_failure(job.segment_id),
+            ready_at=time.monotonic() + self.operation_seconds,
         )
         with self._lock:
             self._operations[operation.id] = operation
@@ -275,7 +278,11 @@ class Sandbox:
         if operation is None:
             raise ApiError(404, f"operation not found: {operation_id}")
         with operation.lock:  # also serialises writing the export file once
-            completes = operation.polls + 1 >= self.operation_polls and operation.failure is None
+            completes = (
+                operation.polls + 1 >= self.operation_polls
+                and time.monotonic() >= operation.ready_at
+                and operation.failure is None
+            )
             # In spec flavor the completing poll is the one that hands out a link, so "link" faults hit it.
             if completes and self.flavor == "spec" and (fault := self.faults.take("link", segment_id)):
                 return _fault_reply(fault)

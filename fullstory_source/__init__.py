@@ -40,7 +40,7 @@ from .report import RunReport, WindowOutcome
 from .runs import run_record
 from .scheduler import ExportScheduler, Finished
 from .settings import Settings, build_settings
-from .tables import REQUIRED_FIELDS, TABLE_HINTS, with_bucket
+from .tables import REQUIRED_FIELDS, TABLE_HINTS, mark_batch
 from .windows import newest_window_end
 
 __all__ = [
@@ -261,7 +261,7 @@ def _load_window(finished: Finished, run: _Run) -> Iterator[Any]:
             rows += batch.num_rows
             if run.report is not None:
                 run.report.update(job, "Loading", rows=rows)
-            yield with_bucket(batch) if job.export_type == "events" else batch
+            yield mark_batch(job.export_type, batch)
     finally:
         export.path.unlink(missing_ok=True)
     return rows

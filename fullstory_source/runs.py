@@ -62,7 +62,7 @@ def run_record(
         table_name=RUNS_TABLE,
         write_disposition="merge",
         primary_key="id",
-        merge_key=[],  # not the merge key of the resource that yields the record
+        merge_key=[],  # a table variant starts from its resource's hints: not events' merge key
         columns=_RUN_COLUMNS,
     )
     return dlt.mark.with_hints(record, hints, create_table_variant=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -31,10 +32,14 @@ TABLE_HINTS: dict[str, dict[str, Any]] = {
     "individuals": {
         "write_disposition": {"disposition": "merge", "strategy": "delete-insert"},
         "primary_key": ["segment_id", "indv_id"],
-        # an individual seen in several windows of one run keeps its newest row
-        "columns": {"window_end": {"dedup_sort": "desc"}},
     },
 }
+# An individual seen in several windows of one run keeps its newest row. Given with each batch
+# rather than on the resource, so that the other tables the resource writes (export_runs) do
+# not inherit it.
+INDIVIDUALS_BATCH_HINTS = dlt.mark.make_hints(
+    table_name="individuals", columns={"window_end": {"dedup_sort": "desc"}}
+)
 # fields that must be present in every row of an export, by export type
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {"events": (EVENT_TIME,), "individuals": ("IndvId",)}
 
@@ -45,3 +50,10 @@ def with_bucket(batch: pa.RecordBatch) -> pa.RecordBatch:
     bucket = pc.floor_temporal(batch.column(EVENT_TIME), multiple=minutes, unit="minute")
     field = pa.field(BUCKET_COLUMN, bucket.type, nullable=False)
     return batch.append_column(field, bucket)
+
+
+def mark_batch(export_type: str, batch: pa.RecordBatch) -> Any:
+    """A parsed batch as the resource yields it: events gain their bucket, individuals their hints."""
+    if export_type == "events":
+        return with_bucket(batch)
+    return dlt.mark.with_hints(batch, INDIVIDUALS_BATCH_HINTS, create_table_variant=True)
