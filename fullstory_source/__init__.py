@@ -6,6 +6,8 @@ Resources:
   (scheduler.py). Each window replaces exactly the rows of its time span for its segment
   (tables.py says how); individuals merge on (segment_id, indv_id).
 - Each window also writes a row to `export_runs` (runs.py): status, rows, bytes, errors.
+- `batch_import_jobs`, `batch_imported_events`, `batch_import_errors` (batch_imports.py): the
+  results of FullStory v2 batch event imports, when `batch_import_job_ids` are given.
 
 The cursor of each (segment, export type) is the end of the last window loaded without a gap,
 kept in dlt resource state (plans.py): it is committed together with the data of those windows
@@ -24,6 +26,7 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
+from .batch_imports import batch_import_resources
 from .client import FullStoryClient, download_session
 from .errors import (
     ConfigurationError,
@@ -85,6 +88,9 @@ def fullstory_source(
     fields: list[str] | None = None,
     timezone: str | None = None,
     segment_time_range: dict[str, str] | None = None,
+    batch_import_job_ids: list[str] | None = None,
+    batch_import_include_schema: bool = False,
+    batch_import_wait_timeout: float = 600.0,
     report: RunReport | None = None,
     backfill: Backfill | None = None,
 ) -> Sequence[DltResource]:
@@ -149,6 +155,15 @@ def fullstory_source(
             _export_windows, name=export_type, parallelized=True, **TABLE_HINTS[export_type]
         )
         resources.append(resource(export_type, run))
+    if batch_import_job_ids:
+        resources += batch_import_resources(
+            client,
+            batch_import_job_ids,
+            include_schema=batch_import_include_schema,
+            wait_timeout=batch_import_wait_timeout,
+            poll_interval=poll_interval,
+            poll_max_interval=poll_max_interval,
+        )
     return resources
 
 

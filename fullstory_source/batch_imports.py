@@ -42,7 +42,6 @@ __all__ = [
     "BatchJobStillProcessingError",
     "UnknownBatchJobError",
     "batch_import_resources",
-    "get_with_status",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,7 +49,6 @@ logger = logging.getLogger(__name__)
 BATCH_PATH = "/v2/events/batch"
 AUDIT_TABLE = "batch_import_audit"
 PROCESSING = "PROCESSING"
-PAGE_KEYS = ("results", "next_page_token", "total_records")
 
 # Re-loading a job replaces that whole job: merge with delete-insert on merge_key `job_id` deletes
 # every row the job loaded before and inserts this load's rows. This is exact even if FullStory
@@ -160,26 +158,6 @@ class UnknownBatchJobError(FullStoryAPIError, ConfigurationError):
             "the id (it is the `job.id` that POST /v2/events/batch answered) in batch_import_job_ids "
             "or --batch-job, and that the API key belongs to the organisation that ran the import.",
         )
-
-
-def get_with_status(
-    client: FullStoryClient, path: str, params: dict[str, Any] | None = None, context: str = ""
-) -> tuple[int, Any]:
-    """GET a path and return (HTTP status, JSON body); errors (>= 400) raise like `client.get`.
-
-    TEMPORARY: `FullStoryClient.get` hides the status, and the imports/errors endpoints answer
-    HTTP 202 ("still processing") with a body that is not a page. When the client has a
-    `get_with_status(path, params=None, context="") -> tuple[int, Any]` method, that exact status
-    is used. Until then the status is inferred from the body: a 2xx answer that carries none of
-    the page keys (`results`, `next_page_token`, `total_records`) is taken for a 202.
-    """
-    exact = getattr(client, "get_with_status", None)
-    if callable(exact):
-        status, body = exact(path, params=params, context=context)
-        return int(status), body
-    body = client.get(path, params=params, context=context)
-    is_page = isinstance(body, dict) and any(key in body for key in PAGE_KEYS)
-    return (200 if is_page else 202), body
 
 
 @dataclass(frozen=True)
@@ -334,7 +312,7 @@ class _BatchJobs:
 
     def _get_with_status(self, path: str, params: dict[str, Any], job_id: str) -> tuple[int, Any]:
         try:
-            return get_with_status(self.client, path, params=dict(params), context=_context(job_id))
+            return self.client.get_with_status(path, params=dict(params), context=_context(job_id))
         except FullStoryAPIError as error:
             if error.status == 404:
                 raise UnknownBatchJobError(job_id, error) from error

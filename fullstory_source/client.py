@@ -135,11 +135,20 @@ class FullStoryClient:
         self._create = RESTClient(self.base_url, auth=auth, session=create_session)
 
     def get(self, path: str, params: dict[str, Any] | None = None, context: str = "") -> Any:
+        return self.get_with_status(path, params, context)[1]
+
+    def get_with_status(
+        self, path: str, params: dict[str, Any] | None = None, context: str = ""
+    ) -> tuple[int, Any]:
+        """(HTTP status, JSON body or None when empty), for endpoints where a 2xx status
+        carries meaning (batch imports answer 202 while still processing)."""
         try:
             response = self._rest.get(path, params=params, allow_redirects=False)
         except RequestException as error:
             raise FullStoryConnectionError(f"GET {path}", error, context) from None
-        return self._json(response, f"GET {path}", context)
+        if response.status_code < 400 and not response.content:
+            return response.status_code, None
+        return response.status_code, self._json(response, f"GET {path}", context)
 
     def post(self, path: str, body: dict[str, Any], context: str = "") -> Any:
         try:

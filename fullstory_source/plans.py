@@ -31,6 +31,7 @@ class Backfill:
     force: bool = False
 
     def id(self, window: timedelta) -> str:
+        """The same command line gives the same id: that is what makes re-running it resume."""
         return f"{format_time(self.start)}/{format_time(self.end)}/{int(window.total_seconds())}s"
 
 
@@ -83,6 +84,8 @@ class WindowPlan:
                 record["done"] = {}
             self._done = record["done"]
             every = list(grid_windows(backfill.start, backfill.end, settings.window))
+            record["windows"] = len(every)
+            record["segments"] = sorted(set(record.get("segments", [])) | set(segment_ids))
             for segment in segment_ids:
                 done = set(self._done.get(segment, []))
                 self._windows[segment] = every
@@ -123,3 +126,37 @@ class WindowPlan:
             if window.start <= position < window.end and window in self._finished[segment]:
                 position = window.end
         self.cursors[segment] = format_time(position)
+
+
+@dataclass(frozen=True)
+class BackfillProgress:
+    backfill_id: str
+    start: str
+    end: str
+    created_at: str
+    total_runs: int
+    finished_runs: int
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.finished_runs / self.total_runs, 1) if self.total_runs else 100.0
+
+    @property
+    def complete(self) -> bool:
+        return self.finished_runs >= self.total_runs
+
+
+def backfill_progress(resource_states: dict[str, Any]) -> list[BackfillProgress]:
+    """Every backfill recorded in the export resources' states, summed over export types."""
+    merged: dict[str, dict[str, Any]] = {}
+    for state in resource_states.values():
+        for backfill_id, record in state.get("backfills", {}).items():
+            total = record.get("windows", 0) * len(record.get("segments", []))
+            finished = sum(len(starts) for starts in record.get("done", {}).values())
+            entry = merged.setdefault(backfill_id, {**record, "total": 0, "finished": 0})
+            entry["total"] += total
+            entry["finished"] += finished
+    return [
+        BackfillProgress(i, r["start"], r["end"], r["created_at"], r["total"], r["finished"])
+        for i, r in sorted(merged.items())
+    ]

@@ -10,6 +10,7 @@ from typing import Any
 import dlt
 
 from .exports import ExportJob
+from .plans import BackfillProgress
 from .windows import format_time
 
 RUNS_TABLE = "export_runs"
@@ -66,3 +67,33 @@ def run_record(
         columns=_RUN_COLUMNS,
     )
     return dlt.mark.with_hints(record, hints, create_table_variant=True)
+
+
+# how the command loads backfill records: `pipeline.run(records, **BACKFILL_TABLE_HINTS)`
+BACKFILL_TABLE_HINTS: dict[str, Any] = {
+    "table_name": BACKFILLS_TABLE,
+    "write_disposition": "merge",
+    "primary_key": "id",
+    "columns": {
+        "finished_at": {"data_type": "timestamp", "nullable": True},
+        "total_records_count": {"data_type": "bigint", "nullable": True},
+    },
+}
+
+
+def backfill_record(progress: BackfillProgress, status: str, records: int | None) -> dict[str, Any]:
+    """The row of table `backfills` for one backfill (merge on `id`)."""
+    now = datetime.now(UTC)
+    return {
+        "id": progress.backfill_id,
+        "start_at": progress.start,
+        "end_at": progress.end,
+        "status": status,
+        "total_runs": progress.total_runs,
+        "finished_runs": progress.finished_runs,
+        "progress": progress.percent,
+        "created_at": progress.created_at,
+        "finished_at": now if progress.complete else None,
+        "last_updated_at": now,
+        "total_records_count": records,
+    }

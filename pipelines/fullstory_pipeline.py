@@ -1,6 +1,8 @@
-"""The `fullstory-pipeline` command: run, demo, segments.
+"""The `fullstory-pipeline` command: run, backfill, status, demo, segments.
 
     fullstory-pipeline run --segment everyone --types events --start 2026-10-01T00:00:00Z
+    fullstory-pipeline backfill --start 2026-09-01T00:00:00Z --end 2026-10-01T00:00:00Z
+    fullstory-pipeline status
     fullstory-pipeline demo
     fullstory-pipeline segments
 
@@ -22,7 +24,13 @@ from typing import Any
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from fullstory_source import ConfigurationError, FullStoryError, RunReport, fullstory_source
+from fullstory_source import Backfill, ConfigurationError, FullStoryError, RunReport, fullstory_source
+from fullstory_source.plans import backfill_progress
+from fullstory_source.runs import BACKFILL_TABLE_HINTS, RUNS_TABLE, backfill_record
+from fullstory_source.windows import format_time, parse_time
+
+from .progress import ProgressDisplay
+from .status import resource_states, status_lines
 
 logger = logging.getLogger("fullstory_pipeline")
 
@@ -60,7 +68,12 @@ class RunSummary:
         return out
 
 
-def run_pipeline(pipeline: dlt.Pipeline, **source_args: Any) -> RunSummary:
+def run_pipeline(
+    pipeline: dlt.Pipeline,
+    interactive: bool | None = None,
+    resources: Sequence[str] | None = None,
+    **source_args: Any,
+) -> RunSummary:
     """Finish any load an earlier run left pending, then extract and load new windows."""
     summary = RunSummary()
     started = time.monotonic()
@@ -69,7 +82,16 @@ def run_pipeline(pipeline: dlt.Pipeline, **source_args: Any) -> RunSummary:
         pipeline.run()
         summary.finished_pending = True
     source = fullstory_source(report=summary.report, **source_args)
-    pipeline.run(source)
+    if resources:
+        unknown = sorted(set(resources) - set(source.resources))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown resource(s) {unknown}; this run has {sorted(source.resources)} "
+                "(batch import resources need --batch-job or batch_import_job_ids)"
+            )
+        source = source.with_resources(*resources)
+    with ProgressDisplay(summary.report, interactive=interactive):
+        pipeline.run(source)
     counts = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}
     summary.rows = {t: n for t, n in counts.items() if not t.startswith("_dlt")}
     summary.seconds = time.monotonic() - started
@@ -93,7 +115,8 @@ def source_args(args: argparse.Namespace) -> dict[str, Any]:
         "start_date": args.start,
         "end_date": args.end,
         "window": args.window,
-        "export_delay": args.export_delay,
+        "export_delay": getattr(args, "export_delay", None),
+        "batch_import_job_ids": getattr(args, "batch_job", None),
         "api_flavor": args.api_flavor,
         "base_url": args.base_url,
         "region": args.region,
@@ -102,9 +125,58 @@ def source_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    summary = run_pipeline(make_pipeline(args), **source_args(args))
+    summary = run_pipeline(make_pipeline(args), resources=args.resources, **source_args(args))
     print("\n".join(summary.lines()))
     return 1 if summary.failed else 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Export [start, end) again in grid windows, resumably, and record its progress."""
+    start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
+    if start >= end:
+        raise ConfigurationError(f"--start {args.start} is not before --end {args.end}")
+    pipeline = make_pipeline(args)
+    backfill = Backfill(start, end, force=args.force)
+    summary = run_pipeline(pipeline, backfill=backfill, **source_args(args))
+    states = resource_states(pipeline)
+    records = [
+        p for p in backfill_progress(states) if p.start == format_time(start) and p.end == format_time(end)
+    ]
+    rows = loaded_backfill_rows(pipeline, [p.backfill_id for p in records])
+    status = "FailedRetryable" if summary.failed else "Completed"
+    pipeline.run(
+        [backfill_record(p, status if p.complete or summary.failed else "Running", rows.get(p.backfill_id))
+         for p in records],
+        **BACKFILL_TABLE_HINTS,
+    )  # fmt: skip
+    print("\n".join(summary.lines()))
+    for progress in records:
+        print(
+            f"  backfill     {progress.finished_runs}/{progress.total_runs} windows ({progress.percent:.1f}%)"
+        )
+    return 1 if summary.failed else 0
+
+
+def loaded_backfill_rows(pipeline: dlt.Pipeline, backfill_ids: list[str]) -> dict[str, int]:
+    if not backfill_ids:
+        return {}
+    with pipeline.sql_client() as client:
+        table = client.make_qualified_table_name(RUNS_TABLE)
+        marks = ", ".join("%s" for _ in backfill_ids)
+        query = (
+            f"SELECT backfill_id, sum(total_records_count) FROM {table} "
+            f"WHERE status = 'Completed' AND backfill_id IN ({marks}) GROUP BY 1"
+        )
+        with client.execute_query(query, *backfill_ids) as cursor:
+            return {row[0]: int(row[1] or 0) for row in cursor.fetchall()}
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    pipeline = make_pipeline(args)
+    if not resource_states(pipeline):
+        pipeline.sync_destination()  # a fresh machine: the state lives in the destination too
+    print("\n".join(status_lines(pipeline)))
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -193,18 +265,35 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="export new windows and load them")
-    run.add_argument("--destination", default="duckdb", help="dlt destination (default duckdb)")
-    run.add_argument("--dataset-name", default="fullstory")
-    run.add_argument("--pipeline-name", default="fullstory")
-    run.add_argument("--segment", action="append", help="segment id; repeat for several (default: all)")
-    run.add_argument("--types", type=csv_list, help="comma list of events,individuals (default both)")
-    run.add_argument("--format", choices=["json", "ndjson", "csv"], help="export format (default json)")
+    add_pipeline_args(run)
+    add_export_args(run)
     run.add_argument("--start", help="first window start when no cursor exists yet (RFC 3339)")
     run.add_argument("--end", help="last window end instead of now minus export delay (RFC 3339)")
-    run.add_argument("--window", help="window length dividing 24h: 1h, 6h, 1d (default 1d)")
     run.add_argument("--export-delay", help="windows end no later than now minus this (default 3h)")
+    run.add_argument(
+        "--resources",
+        type=csv_list,
+        help="comma list of resources to load (default all): segments, events, individuals, "
+        "batch_import_jobs, batch_imported_events, batch_import_errors",
+    )
+    run.add_argument("--batch-job", action="append", help="v2 batch import job id; repeat for several")
     add_connection_args(run)
     run.set_defaults(handler=cmd_run)
+
+    backfill = commands.add_parser(
+        "backfill", help="re-export [start, end) in grid windows; re-run the same command to resume"
+    )
+    add_pipeline_args(backfill)
+    add_export_args(backfill)
+    backfill.add_argument("--start", required=True, help="first window start (RFC 3339)")
+    backfill.add_argument("--end", required=True, help="last window end (RFC 3339)")
+    backfill.add_argument("--force", action="store_true", help="export again the windows already done")
+    add_connection_args(backfill)
+    backfill.set_defaults(handler=cmd_backfill)
+
+    status = commands.add_parser("status", help="cursors, last run outcomes and open backfills")
+    add_pipeline_args(status)
+    status.set_defaults(handler=cmd_status)
 
     demo = commands.add_parser("demo", help="offline demo: local FullStory sandbox -> DuckDB")
     demo.add_argument("--output", default=DEMO_DATABASE, help=f"DuckDB file (default {DEMO_DATABASE})")
@@ -214,6 +303,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_connection_args(segments)
     segments.set_defaults(handler=cmd_segments)
     return parser
+
+
+def add_pipeline_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--destination", default="duckdb", help="dlt destination (default duckdb)")
+    parser.add_argument("--dataset-name", default="fullstory")
+    parser.add_argument("--pipeline-name", default="fullstory")
+
+
+def add_export_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--segment", action="append", help="segment id; repeat for several (default: all)")
+    parser.add_argument("--types", type=csv_list, help="comma list of events,individuals (default both)")
+    parser.add_argument("--format", choices=["json", "ndjson", "csv"], help="export format (default json)")
+    parser.add_argument("--window", help="window length dividing 24h: 15m, 1h, 6h, 1d (default 1d)")
 
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:
