@@ -87,6 +87,7 @@ class Sandbox:
         self.events_per_hour = events_per_hour
         self.operation_polls = operation_polls
         self.operation_seconds = operation_seconds  # server-side time each export takes, at least
+        self.download_chunk_delay = 0.0  # seconds before each 64 KiB chunk of a download
         self.host = host
         self.port = port
         self.workdir = workdir
@@ -176,6 +177,17 @@ class Sandbox:
             segment_id, kind, "json", require_utc(start), require_utc(end), tuple(fields) if fields else None
         )
         return list(_rows(job, self.events_per_hour)())
+
+    def finish_operations(self) -> None:
+        """Every operation created so far needs no more server-side time (see operation_seconds)."""
+        with self._lock:
+            for operation in self._operations.values():
+                operation.ready_at = 0.0
+
+    def forget_operations(self) -> None:
+        """Every operation created so far is gone: polling it answers 404 (as expired ones do)."""
+        with self._lock:
+            self._operations.clear()
 
     def expire_links(self) -> None:
         self._links.expire_all()
@@ -511,6 +523,8 @@ class _Handler(BaseHTTPRequestHandler):
                 chunk = source.read(min(_CHUNK, remaining))
                 if not chunk:
                     break
+                if self.server.sandbox.download_chunk_delay:
+                    time.sleep(self.server.sandbox.download_chunk_delay)  # a slow storage host
                 self.wfile.write(chunk)
                 remaining -= len(chunk)
 

@@ -16,6 +16,7 @@ in one load package, so it never runs ahead of what the destination holds.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -37,6 +38,7 @@ from .errors import (
     UnexpectedResponseError,
 )
 from .exports import Exporter, ExportOptions
+from .journal import OperationJournal
 from .plans import Backfill, WindowPlan, pending_windows
 from .readers import read_export
 from .report import RunReport, WindowOutcome
@@ -91,6 +93,7 @@ def fullstory_source(
     batch_import_job_ids: list[str] | None = None,
     batch_import_include_schema: bool = False,
     batch_import_wait_timeout: float = 600.0,
+    operations_journal_dir: str | None = None,
     report: RunReport | None = None,
     backfill: Backfill | None = None,
 ) -> Sequence[DltResource]:
@@ -148,6 +151,7 @@ def fullstory_source(
         selection=_SegmentSelection(client, settings),
         report=report,
         backfill=backfill,
+        journal_dir=Path(operations_journal_dir) if operations_journal_dir else None,
     )
     resources: list[DltResource] = [segments(client, settings)]
     for export_type in settings.export_types:
@@ -210,8 +214,10 @@ class _Run:
         selection: _SegmentSelection,
         report: RunReport | None,
         backfill: Backfill | None,
+        journal_dir: Path | None,
     ) -> None:
         self.settings = settings
+        self.journal_dir = journal_dir
         self.scheduler = scheduler
         self.selection = selection
         self.report = report
@@ -221,8 +227,20 @@ class _Run:
             datetime.now(UTC), settings.export_delay, settings.window, settings.end_date
         )
 
+    def open_journal(self) -> OperationJournal:
+        """In the working dir of the pipeline that runs us (resolved at extract time)."""
+        directory = self.journal_dir or Path(dlt.current.pipeline().working_dir)
+        request = {
+            "base_url": self.settings.base_url,
+            "api_flavor": self.settings.dialect.name,
+            "format": self.settings.export_format,
+            **self.settings.request_extras,
+        }
+        return OperationJournal(directory, json.dumps(request, sort_keys=True))
+
 
 def _export_windows(export_type: str, run: _Run) -> Iterator[Any]:
+    run.scheduler.use_journal(run.open_journal())
     plan = WindowPlan(
         export_type,
         dlt.current.resource_state(),
@@ -243,6 +261,7 @@ def _export_windows(export_type: str, run: _Run) -> Iterator[Any]:
             continue
         rows = yield from _load_window(finished, run)
         plan.finished(finished.job)
+        run.scheduler.forget(finished.job)  # extracted: a later run must not resume it
         logger.info("extracted %s: %d rows", finished.job, rows)
         if run.report is not None:
             run.report.add(

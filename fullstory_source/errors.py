@@ -99,6 +99,14 @@ class ExportFailedError(FullStoryError):
     """FullStory reported the export operation as FAILED, or it never finished."""
 
 
+class OperationFailedError(ExportFailedError):
+    """FullStory reported the export operation as FAILED."""
+
+
+class OperationTimeoutError(ExportFailedError):
+    """The export operation did not finish within `poll_timeout`; it may still finish."""
+
+
 class DownloadError(FullStoryError):
     """The export file could not be downloaded intact."""
 

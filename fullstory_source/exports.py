@@ -28,7 +28,7 @@ from typing import Any
 from requests import PreparedRequest, RequestException
 
 from .client import FullStoryClient, redact_url
-from .errors import DownloadError, ExportFailedError, UnexpectedResponseError
+from .errors import DownloadError, OperationFailedError, OperationTimeoutError, UnexpectedResponseError
 from .windows import Window, format_time
 
 logger = logging.getLogger(__name__)
@@ -144,14 +144,15 @@ class Exporter:
                 return operation
             if state == "FAILED":
                 details = operation.get("errorDetails") or "no errorDetails given"
-                raise ExportFailedError(
+                raise OperationFailedError(
                     f"FullStory export FAILED for {job} (operation {operation_id}): {details}. "
                     "Its cursor did not move; the next run retries this window."
                 )
             if time.monotonic() + interval > deadline:
-                raise ExportFailedError(
+                raise OperationTimeoutError(
                     f"Export for {job} (operation {operation_id}) is still {state} after "
-                    f"{self.options.poll_timeout:.0f} s (poll_timeout). Its cursor did not move."
+                    f"{self.options.poll_timeout:g} s (poll_timeout). Its cursor did not move; the "
+                    "next run resumes this operation."
                 )
             percent = float(operation.get("estimatePctComplete") or 0)
             if on_progress:

@@ -1,12 +1,14 @@
 """Which windows a run exports, and how finishing one moves the state.
 
 State (dlt resource state of each export resource):
-    cursors:   {segment_id: end of the last window loaded without a gap before it}
-    backfills: {backfill_id: {start, end, window, created_at, done: {segment_id: [window starts]}}}
+    cursors:       {segment_id: end of the last window loaded without a gap before it}
+    loaded_ahead:  {segment_id: ["start/end" of windows loaded beyond a gap after the cursor]}
+    backfills:     {backfill_id: {start, end, window, created_at, segments, windows,
+                                  done: {segment_id: [window starts]}}}
 
 Windows finish in any order (they run concurrently); a cursor only moves over an unbroken run of
-finished windows, so a failed window keeps everything after it pending. Windows after a failed
-one that did load are exported again by the next run, which replaces them exactly.
+finished windows, so a failed window keeps the cursor before it. Windows after the gap that did
+load are remembered in `loaded_ahead`, so the next run exports only the failed one.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ def pending_windows(cursor: str | None, settings: Settings, newest: datetime) ->
     return bridge + list(grid_windows(grid_start, newest, settings.window))
 
 
+def _key(window: Window) -> str:
+    return f"{format_time(window.start)}/{format_time(window.end)}"
+
+
 class WindowPlan:
     """The jobs of one export type for this run, and the bookkeeping as they finish."""
 
@@ -62,6 +68,7 @@ class WindowPlan:
     ) -> None:
         self.export_type = export_type
         self.cursors: dict[str, str] = state.setdefault("cursors", {})
+        self.loaded_ahead: dict[str, list[str]] = state.setdefault("loaded_ahead", {})
         self.backfill = backfill
         self._windows: dict[str, list[Window]] = {}
         self._finished: dict[str, set[Window]] = {s: set() for s in segment_ids}
@@ -69,6 +76,8 @@ class WindowPlan:
             self._done: dict[str, list[str]] | None = None
             for segment in segment_ids:
                 self._windows[segment] = pending_windows(self.cursors.get(segment), settings, newest)
+                ahead = set(self.loaded_ahead.get(segment, []))
+                self._finished[segment] = {w for w in self._windows[segment] if _key(w) in ahead}
         else:
             record = state.setdefault("backfills", {}).setdefault(
                 backfill.id(settings.window),
@@ -114,6 +123,12 @@ class WindowPlan:
             cursor = format_time(window.end)
         if cursor is not None:
             self.cursors[segment] = cursor
+        position = parse_time(cursor, "cursor") if cursor else None
+        ahead = sorted(_key(w) for w in self._finished[segment] if position is None or w.start >= position)
+        if ahead:
+            self.loaded_ahead[segment] = ahead
+        else:
+            self.loaded_ahead.pop(segment, None)
 
     def _advance_existing_cursor(self, segment: str) -> None:
         """A backfill moves a scheduled cursor only forward, and only over windows it loaded

@@ -8,14 +8,19 @@ download is handed to its resource as it completes, and the resource parses and 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from typing import Any
 
-from .errors import FullStoryError
+from .errors import FullStoryAPIError, FullStoryError, OperationFailedError
 from .exports import DownloadedExport, Exporter, ExportJob
+from .journal import OperationJournal
+
+logger = logging.getLogger(__name__)
 
 Listener = Callable[[ExportJob, str, "float | None"], None]
 
@@ -60,6 +65,8 @@ class ExportScheduler:
         self._pool = ThreadPoolExecutor(max_workers=max(1, max_concurrent), thread_name_prefix="fullstory")
         self._rate = CreateRateLimit(creates_per_minute)
         self._closed = threading.Event()
+        self.journal: OperationJournal | None = None
+        self._journal_lock = threading.Lock()
 
     def run(self, jobs: Sequence[ExportJob]) -> Iterator[Finished]:
         """Start every job now; yield each as it finishes, in completion order. Closing the
@@ -76,6 +83,15 @@ class ExportScheduler:
         self._closed.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def use_journal(self, journal: OperationJournal) -> None:
+        with self._journal_lock:
+            if self.journal is None:
+                self.journal = journal
+
+    def forget(self, job: ExportJob) -> None:
+        if self.journal:
+            self.journal.forget(job)
+
     def _export(self, job: ExportJob) -> Finished:
         started = time.monotonic()
         finished = Finished(job)
@@ -83,12 +99,11 @@ class ExportScheduler:
             if self._closed.is_set():
                 raise FullStoryError(f"export of {job} was not started: the run is shutting down")
             self.listener(job, "Starting", None)
-            self._rate.wait()
-            finished.operation_id = self.exporter.create(job)
-            self.listener(job, "Running", 0.0)
-            operation = self.exporter.wait(
-                job, finished.operation_id, lambda state, pct: self.listener(job, "Running", pct)
-            )
+            resumed = self._resume(job)
+            if resumed:
+                finished.operation_id, operation = resumed
+            else:
+                finished.operation_id, operation = self._create_and_wait(job)
             self.listener(job, "Downloading", 100.0)
             finished.export = self.exporter.download(job, finished.operation_id, operation)
         except FullStoryError as error:
@@ -98,3 +113,38 @@ class ExportScheduler:
             finished.error.__cause__ = error
         finished.seconds = time.monotonic() - started
         return finished
+
+    def _progress(self, job: ExportJob) -> Callable[[str, float], None]:
+        return lambda state, percent: self.listener(job, "Running", percent)
+
+    def _create_and_wait(self, job: ExportJob) -> tuple[str, dict[str, Any]]:
+        self._rate.wait()
+        operation_id = self.exporter.create(job)
+        if self.journal:
+            self.journal.record(job, operation_id)
+        self.listener(job, "Running", 0.0)
+        try:
+            return operation_id, self.exporter.wait(job, operation_id, self._progress(job))
+        except OperationFailedError:
+            self.forget(job)  # the next run creates a new one
+            raise
+
+    def _resume(self, job: ExportJob) -> tuple[str, dict[str, Any]] | None:
+        """The operation an interrupted run created for this window, if it can still be used.
+        One that is gone or FAILED is forgotten, and the caller creates a new one (once)."""
+        operation_id = self.journal.get(job) if self.journal else None
+        if not operation_id:
+            return None
+        logger.info("resuming %s: operation %s from an interrupted run", job, operation_id)
+        self.listener(job, "Running", None)
+        try:
+            return operation_id, self.exporter.wait(job, operation_id, self._progress(job))
+        except (OperationFailedError, FullStoryAPIError) as error:
+            if isinstance(error, FullStoryAPIError) and error.status != 404:
+                raise
+            logger.warning(
+                "operation %s of %s cannot be resumed (%s); creating a new export", operation_id, job, error
+            )
+            if self.journal:
+                self.journal.forget(job)
+            return None
