@@ -444,3 +444,26 @@ def select_fields(rows: Iterable[Row], patterns: Sequence[str]) -> Iterator[Row]
     prefixes = tuple(pattern[:-1] for pattern in patterns if pattern.endswith("*"))
     for row in rows:
         yield {key: value for key, value in row.items() if key in exact or key.startswith(prefixes)}
+
+
+@dataclass(frozen=True)
+class LateData:
+    """Some events reach FullStory late (page-unload beacons, mobile apps that sync later): a
+    `fraction` of the events of any window become visible only `age` after their EventStart."""
+
+    fraction: float
+    age: timedelta
+
+    def arrived(self, row: Row, as_of: datetime) -> bool:
+        started = datetime.fromisoformat(str(row["EventStart"]).replace("Z", "+00:00"))
+        if as_of >= started + self.age:
+            return True
+        draw = _seed("late", row["SessionId"], row["EventStart"], row["EventType"]) % 10_000
+        return draw >= self.fraction * 10_000
+
+
+def visible(rows: Iterable[Row], late: LateData | None, as_of: datetime | None) -> Iterator[Row]:
+    """The rows FullStory can export at `as_of` (all of them when there is no late data)."""
+    for row in rows:
+        if late is None or as_of is None or late.arrived(row, as_of):
+            yield row

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from .data import LateData
 from .validate import ExportJob
 
 
@@ -21,6 +22,7 @@ class Operation:
     failure: str | None  # errorDetails if this operation is destined to fail
     polls: int = 0
     ready_at: float = 0.0  # time.monotonic() before which the export is still being built
+    late: tuple[LateData, datetime] | None = None  # late-data model, and when the export was asked
     finished_at: datetime | None = None
     file: Path | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)

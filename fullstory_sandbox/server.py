@@ -88,6 +88,9 @@ class Sandbox:
         self.operation_polls = operation_polls
         self.operation_seconds = operation_seconds  # server-side time each export takes, at least
         self.download_chunk_delay = 0.0  # seconds before each 64 KiB chunk of a download
+        # late-arriving events (data.LateData) and the sandbox's clock for them (None: real time)
+        self.late_data: data.LateData | None = None
+        self.clock: datetime | None = None
         self.host = host
         self.port = port
         self.workdir = workdir
@@ -170,13 +173,19 @@ class Sandbox:
         start: datetime,
         end: datetime,
         fields: Iterable[str] | None = None,
+        as_of: datetime | None = None,
     ) -> list[dict[str, Any]]:
-        """Exactly the rows an export of this window holds (export_type in either spelling)."""
+        """Exactly the rows an export of this window holds (export_type in either spelling);
+        with late data, the rows visible at `as_of` (default: all, once everything arrived)."""
         kind = {**TYPES["spec"], **TYPES["live"]}[export_type]
         job = ExportJob(
             segment_id, kind, "json", require_utc(start), require_utc(end), tuple(fields) if fields else None
         )
-        return list(_rows(job, self.events_per_hour)())
+        late = (self.late_data, as_of) if self.late_data and as_of else None
+        return list(_rows(job, self.events_per_hour, late)())
+
+    def now(self) -> datetime:
+        return self.clock or datetime.now(UTC)
 
     def finish_operations(self) -> None:
         """Every operation created so far needs no more server-side time (see operation_seconds)."""
@@ -271,6 +280,7 @@ class Sandbox:
             export_id=uuid.uuid4().hex,
             job=job,
             events_per_hour=self.events_per_hour,
+            late=(self.late_data, self.now()) if self.late_data else None,
             created_at=datetime.now(UTC),
             failure=self.faults.take_operation_failure(job.segment_id),
             ready_at=time.monotonic() + self.operation_seconds,
@@ -310,7 +320,7 @@ class Sandbox:
         job = operation.job
         if self.export_cache_dir is None:
             path = self._dir / f"{operation.export_id}.{job.fmt}.gz"
-            write_export(path, _rows(job, operation.events_per_hour), job.fmt)
+            write_export(path, _rows(job, operation.events_per_hour, operation.late), job.fmt)
         else:
             path = Path(self.export_cache_dir) / export_cache_name(job, operation.events_per_hour)
             if not path.exists():
@@ -393,12 +403,17 @@ def export_cache_name(job: ExportJob, events_per_hour: int) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) + f".{job.fmt}.gz"
 
 
-def _rows(job: ExportJob, events_per_hour: int) -> Callable[[], Iterable[dict[str, Any]]]:
-    """A factory rather than a generator: CSV encoding reads the rows twice."""
+def _rows(
+    job: ExportJob, events_per_hour: int, late: tuple[data.LateData, datetime] | None = None
+) -> Callable[[], Iterable[dict[str, Any]]]:
+    """A factory rather than a generator: CSV encoding reads the rows twice. `late`: the late
+    data model and the moment the export was asked for (events exports only)."""
     generate = data.events if job.export_type == "events" else data.individuals
 
     def rows() -> Iterable[dict[str, Any]]:
         produced = generate(job.segment_id, job.start, job.end, events_per_hour)
+        if late and job.export_type == "events":
+            produced = data.visible(produced, *late)
         return data.select_fields(produced, job.fields) if job.fields else produced
 
     return rows

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +78,7 @@ def fullstory_source(
     end_date: str | None = None,
     window: str = "1d",
     export_delay: str = "3h",
+    lookback: str = "0",
     max_concurrent_exports: int = 8,
     max_creates_per_minute: float = 60.0,
     poll_interval: float = 1.0,
@@ -115,6 +117,7 @@ def fullstory_source(
         end_date=end_date,
         window=window,
         export_delay=export_delay,
+        lookback=lookback,
         download_dir=download_dir,
         fields=fields,
         timezone=timezone,
@@ -187,8 +190,13 @@ class _SegmentSelection:
         self.client = client
         self.settings = settings
         self._ids: tuple[str, ...] | None = None
+        self._lock = threading.Lock()  # the export resources ask at the same time
 
     def ids(self) -> tuple[str, ...]:
+        with self._lock:
+            return self._resolve()
+
+    def _resolve(self) -> tuple[str, ...]:
         if self._ids is None:
             known = self._all()
             wanted = self.settings.segment_ids or known
@@ -250,26 +258,39 @@ def _export_windows(export_type: str, run: _Run) -> Iterator[Any]:
         run.backfill,
     )
     for finished in run.scheduler.run(plan.jobs):
+        job, kind = finished.job, plan.kind(finished.job)
         if finished.error is not None:
             if run.report is None:
                 raise finished.error
             logger.error("%s", finished.error)
             run.report.add(
-                WindowOutcome(finished.job, "failed", seconds=finished.seconds, error=str(finished.error))
+                WindowOutcome(job, "failed", kind=kind, seconds=finished.seconds, error=str(finished.error))
             )
-            yield _record(finished, run, "Failed")
+            yield _record(finished, run, "Failed", kind)
             continue
         rows = yield from _load_window(finished, run)
-        plan.finished(finished.job)
-        run.scheduler.forget(finished.job)  # extracted: a later run must not resume it
-        logger.info("extracted %s: %d rows", finished.job, rows)
+        delta = plan.finished(job, rows)
+        run.scheduler.forget(job)  # extracted: a later run must not resume it
+        logger.info(
+            "extracted %s (%s): %d rows%s",
+            job,
+            kind,
+            rows,
+            "" if delta is None else f", {delta:+d} since last load",
+        )
         if run.report is not None:
             run.report.add(
                 WindowOutcome(
-                    finished.job, "loaded", rows, finished.export.bytes_downloaded, finished.seconds
+                    job,
+                    "loaded",
+                    rows,
+                    finished.export.bytes_downloaded,
+                    finished.seconds,
+                    kind=kind,
+                    rows_delta=delta,
                 )
             )
-        yield _record(finished, run, "Completed", rows)
+        yield _record(finished, run, "Completed", kind, rows, delta)
 
 
 def _load_window(finished: Finished, run: _Run) -> Iterator[Any]:
@@ -301,10 +322,14 @@ def _load_window(finished: Finished, run: _Run) -> Iterator[Any]:
     return rows
 
 
-def _record(finished: Finished, run: _Run, status: str, rows: int | None = None) -> Any:
+def _record(
+    finished: Finished, run: _Run, status: str, kind: str, rows: int | None = None, delta: int | None = None
+) -> Any:
     return run_record(
         finished.job,
         status,
+        kind=kind,
+        rows_delta=delta,
         operation_id=finished.operation_id,
         seconds=finished.seconds,
         rows=rows,

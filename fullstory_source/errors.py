@@ -113,3 +113,14 @@ class DownloadError(FullStoryError):
 
 class ExportParseError(FullStoryError):
     """The downloaded export could not be parsed into typed columns."""
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The first error of ours under dlt's wrapping (dlt raises PipelineStepFailed around what a
+    resource raised); the error itself when there is none."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, FullStoryError):
+            return seen
+        seen = getattr(seen, "exception", None) or seen.__cause__ or seen.__context__
+    return error

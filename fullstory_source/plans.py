@@ -3,12 +3,17 @@
 State (dlt resource state of each export resource):
     cursors:       {segment_id: end of the last window loaded without a gap before it}
     loaded_ahead:  {segment_id: ["start/end" of windows loaded beyond a gap after the cursor]}
+    window_rows:   {segment_id: {"start/end": rows}} of recent windows, while `lookback` may
+                   refresh them (so a refresh can say how many rows arrived late)
     backfills:     {backfill_id: {start, end, window, created_at, segments, windows,
                                   done: {segment_id: [window starts]}}}
 
 Windows finish in any order (they run concurrently); a cursor only moves over an unbroken run of
 finished windows, so a failed window keeps the cursor before it. Windows after the gap that did
 load are remembered in `loaded_ahead`, so the next run exports only the failed one.
+
+With `lookback`, a scheduled run also refreshes the loaded windows that end within `lookback` of
+the newest window: FullStory keeps adding late events to them for a while.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 from .exports import ExportJob
 from .settings import Settings
-from .windows import Window, align_up, format_time, grid_windows, parse_time
+from .windows import Window, align_down, align_up, format_time, grid_windows, parse_time
 
 
 @dataclass(frozen=True)
@@ -72,12 +77,30 @@ class WindowPlan:
         self.backfill = backfill
         self._windows: dict[str, list[Window]] = {}
         self._finished: dict[str, set[Window]] = {s: set() for s in segment_ids}
+        self._refresh: dict[str, list[Window]] = {s: [] for s in segment_ids}
+        self._rows: dict[str, dict[str, int]] | None = None
         if backfill is None:
             self._done: dict[str, list[str]] | None = None
+            horizon = newest - settings.lookback
+            if settings.lookback:
+                self._rows = state.setdefault("window_rows", {})
             for segment in segment_ids:
-                self._windows[segment] = pending_windows(self.cursors.get(segment), settings, newest)
+                cursor = self.cursors.get(segment)
+                self._windows[segment] = pending_windows(cursor, settings, newest)
                 ahead = set(self.loaded_ahead.get(segment, []))
                 self._finished[segment] = {w for w in self._windows[segment] if _key(w) in ahead}
+                if settings.lookback and cursor:
+                    # loaded windows only: none before the first window scheduled runs export
+                    first = align_down(settings.start_date, settings.window)
+                    self._refresh[segment] = [
+                        w
+                        for w in grid_windows(
+                            max(horizon, first), parse_time(cursor, "cursor"), settings.window
+                        )
+                        if w.end > horizon and w.start >= first
+                    ]
+                if self._rows is not None:
+                    self._prune_rows(segment, horizon)
         else:
             record = state.setdefault("backfills", {}).setdefault(
                 backfill.id(settings.window),
@@ -101,19 +124,39 @@ class WindowPlan:
                 self._finished[segment] = {w for w in every if format_time(w.start) in done}
         self.jobs = [
             ExportJob(segment, export_type, window)
+            for segment, windows in self._refresh.items()
+            for window in windows
+        ] + [
+            ExportJob(segment, export_type, window)
             for segment, windows in self._windows.items()
             for window in windows
             if window not in self._finished[segment]
         ]
 
-    def finished(self, job: ExportJob) -> None:
-        """Record a loaded window and move what it allows to move."""
+    def kind(self, job: ExportJob) -> str:
+        """'backfill', 'refresh' (a loaded window exported again for late data) or 'new'."""
+        if self.backfill is not None:
+            return "backfill"
+        return "refresh" if job.window in self._refresh.get(job.segment_id, ()) else "new"
+
+    def finished(self, job: ExportJob, rows: int) -> int | None:
+        """Record a loaded window and move what it allows to move. For a refreshed window,
+        returns how many rows it gained since it was last loaded (None when unknown)."""
         segment = job.segment_id
+        delta = None
+        if self._rows is not None:
+            counts = self._rows.setdefault(segment, {})
+            before = counts.get(_key(job.window))
+            counts[_key(job.window)] = rows
+            if self.kind(job) == "refresh" and before is not None:
+                delta = rows - before
+        if self.kind(job) == "refresh":
+            return delta
         self._finished[segment].add(job.window)
         if self._done is not None:
             self._done.setdefault(segment, []).append(format_time(job.window.start))
             self._advance_existing_cursor(segment)
-            return
+            return None
         cursor = self.cursors.get(segment)
         for window in self._windows[segment]:
             if cursor is not None and window.end <= parse_time(cursor, "cursor"):
@@ -129,6 +172,14 @@ class WindowPlan:
             self.loaded_ahead[segment] = ahead
         else:
             self.loaded_ahead.pop(segment, None)
+        return None
+
+    def _prune_rows(self, segment: str, horizon: datetime) -> None:
+        """Row counts are kept only while a window can still be refreshed."""
+        assert self._rows is not None
+        counts = self._rows.get(segment, {})
+        for key in [k for k in counts if parse_time(k.split("/")[1], "window end") <= horizon]:
+            del counts[key]
 
     def _advance_existing_cursor(self, segment: str) -> None:
         """A backfill moves a scheduled cursor only forward, and only over windows it loaded

@@ -18,6 +18,8 @@ class WindowOutcome:
     bytes_downloaded: int = 0
     seconds: float = 0.0
     error: str = ""
+    kind: str = "new"  # "new" | "refresh" | "backfill"
+    rows_delta: int | None = None  # refresh: rows gained since the window was last loaded
 
 
 @dataclass

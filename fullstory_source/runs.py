@@ -24,6 +24,8 @@ _RUN_COLUMNS: Any = {
     "bytes_downloaded": {"data_type": "bigint", "nullable": True},
     "error": {"data_type": "text", "nullable": True},
     "backfill_id": {"data_type": "text", "nullable": True},
+    "run_kind": {"data_type": "text", "nullable": True},
+    "rows_delta": {"data_type": "bigint", "nullable": True},
 }
 
 
@@ -41,6 +43,8 @@ def run_record(
     bytes_downloaded: int | None = None,
     error: str | None = None,
     backfill_id: str | None = None,
+    kind: str = "new",
+    rows_delta: int | None = None,
 ) -> Any:
     now = datetime.now(UTC)
     record = {
@@ -58,6 +62,8 @@ def run_record(
         "bytes_downloaded": bytes_downloaded,
         "error": error,
         "backfill_id": backfill_id,
+        "run_kind": kind,
+        "rows_delta": rows_delta,
     }
     hints = dlt.mark.make_hints(
         table_name=RUNS_TABLE,

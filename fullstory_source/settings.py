@@ -29,6 +29,7 @@ class Settings:
     end_date: datetime | None
     window: timedelta
     export_delay: timedelta
+    lookback: timedelta
     download_dir: Path
     # optional live-API request fields, passed through to every create-export request
     request_extras: dict[str, Any]
@@ -59,6 +60,7 @@ def build_settings(
     window: Any,
     export_delay: Any,
     download_dir: str | None,
+    lookback: Any = 0,
     fields: str | Sequence[str] | None = None,
     timezone: str | None = None,
     segment_time_range: dict[str, Any] | None = None,
@@ -100,9 +102,17 @@ def build_settings(
         end_date=end,
         window=parse_window(window),
         export_delay=delay,
+        lookback=_lookback(lookback),
         request_extras=request_extras(fields, timezone, segment_time_range),
         download_dir=Path(download_dir) if download_dir else Path(tempfile.gettempdir()) / "fullstory-dlt",
     )
+
+
+def _lookback(value: Any) -> timedelta:
+    lookback = parse_duration(value or 0, "lookback")
+    if lookback < timedelta(0):
+        raise ConfigurationError(f"lookback={value!r} is negative; use 0 to turn it off, or e.g. '24h'")
+    return lookback
 
 
 def request_extras(

@@ -17,7 +17,7 @@ from .errors import ConfigurationError
 DAY = timedelta(days=1)
 QUARTER_HOUR = timedelta(minutes=15)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$", re.IGNORECASE)  # no unit: seconds
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -42,7 +42,7 @@ def parse_duration(value: str | float | timedelta, name: str) -> timedelta:
         raise ConfigurationError(
             f"{name}={value!r} is not a duration; use a number with a unit: '30m', '1h', '6h', '1d'"
         )
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()])
 
 
 def parse_window(value: str | float | timedelta) -> timedelta:

@@ -25,8 +25,10 @@ import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from fullstory_source import Backfill, ConfigurationError, FullStoryError, RunReport, fullstory_source
+from fullstory_source.errors import root_cause
 from fullstory_source.plans import backfill_progress
 from fullstory_source.runs import BACKFILL_TABLE_HINTS, RUNS_TABLE, backfill_record
+from fullstory_source.warehouses import apply_warehouse_hints
 from fullstory_source.windows import format_time, parse_time
 
 from .progress import ProgressDisplay
@@ -61,6 +63,16 @@ class RunSummary:
             f"  windows      {len(loaded):>10,} loaded"
             + (f", {len(self.report.failures)} failed" if self.report.failures else "")
         )
+        refreshed = [o for o in loaded if o.kind == "refresh"]
+        if refreshed:
+            late = sum(o.rows_delta or 0 for o in refreshed)
+            out.append(
+                f"               {len(loaded) - len(refreshed):>10,} new, {len(refreshed)} refreshed "
+                f"({late:+,} rows arrived late)"
+            )
+            for outcome in refreshed:
+                if outcome.rows_delta:
+                    out.append(f"    refreshed {outcome.job}: {outcome.rows_delta:+,} rows")
         out.append(f"  downloaded   {sum(o.bytes_downloaded for o in loaded):>10,} bytes")
         out.append(f"  time         {self.seconds:>10.1f} s")
         for failure in self.report.failures:
@@ -82,6 +94,7 @@ def run_pipeline(
         pipeline.run()
         summary.finished_pending = True
     source = fullstory_source(report=summary.report, **source_args)
+    apply_warehouse_hints(source, pipeline.destination)  # BigQuery/Snowflake table design
     if resources:
         unknown = sorted(set(resources) - set(source.resources))
         if unknown:
@@ -102,6 +115,7 @@ def make_pipeline(args: argparse.Namespace) -> dlt.Pipeline:
     return dlt.pipeline(
         pipeline_name=args.pipeline_name,
         destination=args.destination,
+        staging=getattr(args, "staging", None),
         dataset_name=args.dataset_name,
     )
 
@@ -116,6 +130,7 @@ def source_args(args: argparse.Namespace) -> dict[str, Any]:
         "end_date": args.end,
         "window": args.window,
         "export_delay": getattr(args, "export_delay", None),
+        "lookback": getattr(args, "lookback", None),
         "batch_import_job_ids": getattr(args, "batch_job", None),
         "api_flavor": args.api_flavor,
         "base_url": args.base_url,
@@ -271,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--end", help="last window end instead of now minus export delay (RFC 3339)")
     run.add_argument("--export-delay", help="windows end no later than now minus this (default 3h)")
     run.add_argument(
+        "--lookback", help="also re-export loaded windows ending within this of the newest (e.g. 24h)"
+    )
+    run.add_argument(
         "--resources",
         type=csv_list,
         help="comma list of resources to load (default all): segments, events, individuals, "
@@ -309,6 +327,11 @@ def add_pipeline_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--destination", default="duckdb", help="dlt destination (default duckdb)")
     parser.add_argument("--dataset-name", default="fullstory")
     parser.add_argument("--pipeline-name", default="fullstory")
+    parser.add_argument(
+        "--staging",
+        choices=["filesystem"],
+        help="stage load files in a bucket (DESTINATION__FILESYSTEM__BUCKET_URL) for the warehouse to copy",
+    )
 
 
 def add_export_args(parser: argparse.ArgumentParser) -> None:
@@ -322,16 +345,6 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-flavor", choices=["live", "spec"], help="API shape (default live)")
     parser.add_argument("--base-url", help="API host, overrides --region")
     parser.add_argument("--region", choices=["us", "eu1"], help="FullStory region")
-
-
-def root_cause(error: BaseException) -> BaseException:
-    """dlt wraps what a resource raised; show the user our own error, not the wrapping."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, FullStoryError):
-            return seen
-        seen = getattr(seen, "exception", None) or seen.__cause__ or seen.__context__
-    return error
 
 
 def main(argv: Sequence[str] | None = None) -> int:

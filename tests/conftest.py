@@ -41,3 +41,19 @@ def live_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
 @pytest.fixture
 def database(tmp_path: Path) -> Path:
     return tmp_path / "warehouse.duckdb"
+
+
+@pytest.fixture
+def command_env(monkeypatch: pytest.MonkeyPatch, database: Path) -> Path:
+    """How a user configures a scheduled run: environment variables only. Returns the DuckDB
+    file the command loads into; subprocesses inherit the same environment."""
+    for name, value in {
+        "SOURCES__FULLSTORY__API_KEY": API_KEY,
+        "DESTINATION__DUCKDB__CREDENTIALS": str(database),
+        "SOURCES__FULLSTORY__POLL_INTERVAL": "0.02",
+        "SOURCES__FULLSTORY__POLL_MAX_INTERVAL": "0.2",
+        "SOURCES__FULLSTORY__BACKOFF_FACTOR": "0.02",
+        "SOURCES__FULLSTORY__MAX_CREATES_PER_MINUTE": "60000",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return database

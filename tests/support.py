@@ -4,8 +4,12 @@ loaded with the rows the sandbox says a window holds."""
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +133,41 @@ def loaded_multiset(database: Path, table: str, where: str = "TRUE") -> Counter[
             }
             out[repr(sorted((k, v) for k, v in item.items() if v is not None))] += 1
     return out
+
+
+@contextmanager
+def stub_server(answer: Callable[[str, str], tuple[int, Any]]) -> Iterator[tuple[str, list[str]]]:
+    """A tiny local API that answers every request with answer(method, path) as JSON."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _reply(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            seen.append(self.path)
+            status, body = answer(self.command, self.path)
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = _reply  # noqa: N815
+        do_POST = _reply  # noqa: N815
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -12,20 +12,10 @@ import pytest
 from fullstory_sandbox import Sandbox
 from pipelines.fullstory_pipeline import main
 
-from .support import API_KEY, DAY1, DAY2, DAY3, cursors, loaded_multiset, make_pipeline, query
+from .support import DAY1, DAY2, DAY3, cursors, loaded_multiset, make_pipeline, query
 from .test_source import expected_events
 
 SEGMENT = "everyone"
-
-
-@pytest.fixture
-def command_env(monkeypatch: pytest.MonkeyPatch, database: Path) -> Path:
-    monkeypatch.setenv("SOURCES__FULLSTORY__API_KEY", API_KEY)
-    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(database))
-    monkeypatch.setenv("SOURCES__FULLSTORY__POLL_INTERVAL", "0.01")
-    monkeypatch.setenv("SOURCES__FULLSTORY__BACKOFF_FACTOR", "0.01")
-    monkeypatch.setenv("SOURCES__FULLSTORY__MAX_CREATES_PER_MINUTE", "60000")
-    return database
 
 
 def connection(sb: Sandbox) -> list[str]:

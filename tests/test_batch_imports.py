@@ -20,7 +20,7 @@ from fullstory_source.batch_imports import (
     batch_import_resources,
 )
 from fullstory_source.client import FullStoryClient
-from fullstory_source.errors import ConfigurationError, FullStoryAPIError, FullStoryError
+from fullstory_source.errors import ConfigurationError, FullStoryAPIError, root_cause
 
 from .support import API_KEY, make_pipeline, query, tables
 
@@ -39,20 +39,10 @@ def run(sb: Sandbox, database: Path, job_ids: list[str], key: str = API_KEY, **o
     return make_pipeline(database).run(resources)
 
 
-def our_error(error: BaseException) -> BaseException:
-    """The first of our own errors under dlt's wrapping (what the command shows the user)."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, FullStoryError):
-            return seen
-        seen = getattr(seen, "exception", None) or seen.__cause__ or seen.__context__
-    return error
-
-
 def fails(sb: Sandbox, database: Path, job_ids: list[str], **kwargs: Any) -> BaseException:
     with pytest.raises(Exception) as raised:  # noqa: B017 (dlt wraps it; unwrapped below)
         run(sb, database, job_ids, **kwargs)
-    return our_error(raised.value)
+    return root_cause(raised.value)
 
 
 def utc(text: str) -> datetime | None:
@@ -527,6 +517,6 @@ def test_no_job_ids_fail_only_when_a_resource_runs(live_sandbox: Sandbox, databa
     resources = batch_import_resources(client, [])  # building them is fine: they may stay unselected
     with pytest.raises(Exception) as raised:  # noqa: B017
         make_pipeline(database).run(resources)
-    error = our_error(raised.value)
+    error = root_cause(raised.value)
     assert isinstance(error, ConfigurationError)
     assert "SOURCES__FULLSTORY__BATCH_IMPORT_JOB_IDS" in str(error) and "--batch-job" in str(error)

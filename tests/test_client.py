@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,7 +13,7 @@ from fullstory_source import ConfigurationError, FullStoryAPIError, FullStoryErr
 from fullstory_source.client import FullStoryClient, check_base_url, redact_url, resolve_base_url
 from fullstory_source.exports import DIALECTS
 
-from .support import API_KEY
+from .support import API_KEY, stub_server
 
 US = "https://api.fullstory.com"
 EU = "https://api.eu1.fullstory.com"
@@ -278,44 +273,6 @@ def test_segment_pages_helper_lists_everything(sandbox: Sandbox) -> None:
     cursor_param = DIALECTS[sandbox.flavor].segments_cursor_param
     segments = [s for page in client(sandbox).segment_pages(cursor_param) for s in page]
     assert segments == DEFAULT_SEGMENTS
-
-
-@contextmanager
-def stub_server(answer: Callable[[str, str], tuple[int, Any]]) -> Iterator[tuple[str, list[str]]]:
-    """A tiny local API that answers every request with answer(method, path) as JSON."""
-    seen: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _reply(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            seen.append(self.path)
-            status, body = answer(self.command, self.path)
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = _reply  # noqa: N815
-        do_POST = _reply  # noqa: N815
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def test_a_repeated_token_stops_paging() -> None:

@@ -6,12 +6,8 @@ import csv
 import gzip
 import io
 import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +24,7 @@ from fullstory_source.client import FullStoryClient, download_session
 from fullstory_source.exports import DIALECTS, DownloadedExport, Exporter, ExportJob, ExportOptions
 from fullstory_source.windows import Window
 
-from .support import API_KEY, DAY1
+from .support import API_KEY, DAY1, stub_server
 
 SEGMENT = "everyone"
 WINDOW = Window(DAY1, DAY1 + timedelta(hours=6))
@@ -330,44 +326,9 @@ def test_an_unknown_segment_is_refused_by_create(sandbox: Sandbox, tmp_path: Pat
     assert sandbox.requests("GET", OPERATIONS) == []
 
 
-@contextmanager
-def weird_api(answer: Any) -> Iterator[str]:
-    """A tiny local API that answers every request with `answer` as JSON."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _reply(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            payload = json.dumps(answer).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = _reply  # noqa: N815
-        do_POST = _reply  # noqa: N815
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
 @pytest.mark.parametrize("flavor_name", ["live", "spec"])
 def test_a_create_answer_of_unknown_shape_lists_its_keys(tmp_path: Path, flavor_name: str) -> None:
-    with weird_api({"weird": 1, "other": "x"}) as base_url:
+    with stub_server(lambda method, path: (200, {"weird": 1, "other": "x"})) as (base_url, _):
         exporter = make_exporter(base_url, flavor_name, tmp_path / "downloads")
         with pytest.raises(UnexpectedResponseError) as raised:
             exporter.export(JOB)
@@ -381,7 +342,8 @@ def test_a_create_answer_of_unknown_shape_lists_its_keys(tmp_path: Path, flavor_
 def test_an_operation_of_unknown_shape_is_an_error(tmp_path: Path) -> None:
     # create succeeds (it has an id), but the poll answers the same object without a state
     answer = {"id": "op-1", "weird": True}
-    with weird_api(answer) as base_url, pytest.raises(UnexpectedResponseError) as raised:
+    stub = stub_server(lambda method, path: (200, answer))
+    with stub as (base_url, _), pytest.raises(UnexpectedResponseError) as raised:
         make_exporter(base_url, "spec", tmp_path / "downloads").export(JOB)
     message = str(raised.value)
     assert "GET /operations/v1/op-1" in message and "'weird'" in message

@@ -31,20 +31,10 @@ WINDOW_STARTS = [f"2026-10-01T{hour:02d}:00:00Z" for hour in (0, 6, 12, 18)]
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, database: Path, tmp_path: Path) -> dict[str, str]:
-    values = {
-        "SOURCES__FULLSTORY__API_KEY": API_KEY,
-        "DESTINATION__DUCKDB__CREDENTIALS": str(database),
-        "DLT_DATA_DIR": str(tmp_path / "dlt"),
-        "SOURCES__FULLSTORY__POLL_INTERVAL": "0.05",
-        "SOURCES__FULLSTORY__POLL_MAX_INTERVAL": "0.2",
-        "SOURCES__FULLSTORY__BACKOFF_FACTOR": "0.05",
-        "SOURCES__FULLSTORY__MAX_CREATES_PER_MINUTE": "60000",
-        "SOURCES__FULLSTORY__API_FLAVOR": "live",
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
+def env(command_env: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The command's environment (conftest.command_env), for subprocesses too."""
+    monkeypatch.setenv("SOURCES__FULLSTORY__API_FLAVOR", "live")
+    return dict(os.environ)
 
 
 def creates_per_window(sb: Sandbox) -> dict[str, int]:

@@ -20,17 +20,6 @@ from .support import API_KEY, DAY1, DAY2, DAY3, make_pipeline, query, source
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def command_env(monkeypatch: pytest.MonkeyPatch, database: Path) -> Path:
-    """The way a user configures a scheduled run: env vars only."""
-    monkeypatch.setenv("SOURCES__FULLSTORY__API_KEY", API_KEY)
-    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(database))
-    monkeypatch.setenv("SOURCES__FULLSTORY__POLL_INTERVAL", "0.01")
-    monkeypatch.setenv("SOURCES__FULLSTORY__BACKOFF_FACTOR", "0.01")
-    monkeypatch.setenv("SOURCES__FULLSTORY__MAX_CREATES_PER_MINUTE", "60000")
-    return database
-
-
 def run_args(sb: Sandbox, *extra: str) -> list[str]:
     return [
         "run",

@@ -9,6 +9,7 @@ import pytest
 
 from fullstory_sandbox import Sandbox
 from fullstory_source import ConfigurationError, ExportFailedError, RunReport
+from fullstory_source.errors import root_cause
 from fullstory_source.windows import format_time
 
 from .support import (
@@ -248,7 +249,7 @@ def test_failed_operation_fails_the_run_and_moves_no_cursor(live_sandbox: Sandbo
         )
     message = str(raised.value)
     assert "query too large" in message and SEGMENT in message and "events, window [2026-10-01T" in message
-    assert isinstance(_root(raised.value), ExportFailedError)
+    assert isinstance(root_cause(raised.value), ExportFailedError)
     assert cursors(pipeline, "events") == {}
     assert "events" not in tables(database)
 
@@ -289,12 +290,6 @@ def test_with_a_report_other_segments_still_load(live_sandbox: Sandbox, database
     assert loaded_multiset(database, "events") == all_rows
     statuses = query(database, "SELECT status, count(*) FROM fullstory.export_runs GROUP BY 1")
     assert statuses == [("Completed", 8)]
-
-
-def _root(error: BaseException) -> BaseException:
-    while getattr(error, "exception", None) or error.__cause__:
-        error = getattr(error, "exception", None) or error.__cause__
-    return error
 
 
 # -- bad input: a clear error, and nothing loaded -------------------------------------------------
