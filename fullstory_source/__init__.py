@@ -87,6 +87,7 @@ def fullstory_source(
     request_timeout: float = 60.0,
     max_attempts: int = 5,
     backoff_factor: float = 1.0,
+    max_retry_delay: float = 300.0,
     download_attempts: int = 3,
     download_dir: str | None = None,
     fields: list[str] | None = None,
@@ -131,6 +132,7 @@ def fullstory_source(
         timeout=request_timeout,
         max_attempts=max_attempts,
         backoff_factor=backoff_factor,
+        max_retry_delay=max_retry_delay,
     )
     settings.download_dir.mkdir(parents=True, exist_ok=True)
     exporter = Exporter(
