@@ -46,7 +46,7 @@ from .report import RunReport, WindowOutcome
 from .runs import run_record
 from .scheduler import ExportScheduler, Finished
 from .settings import Settings, build_settings
-from .tables import REQUIRED_FIELDS, TABLE_HINTS, mark_batch
+from .tables import REQUIRED_FIELDS, TABLE_HINTS, allow_columns_to_differ_between_windows, mark_batch
 from .windows import newest_window_end
 
 __all__ = [
@@ -124,6 +124,7 @@ def fullstory_source(
         timezone=timezone,
         segment_time_range=segment_time_range,
     )
+    allow_columns_to_differ_between_windows()
     if max_concurrent_exports < 1:
         raise ConfigurationError(f"max_concurrent_exports={max_concurrent_exports} must be at least 1")
     client = FullStoryClient(

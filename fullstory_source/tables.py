@@ -57,3 +57,13 @@ def mark_batch(export_type: str, batch: pa.RecordBatch) -> Any:
     if export_type == "events":
         return with_bucket(batch)
     return dlt.mark.with_hints(batch, INDIVIDUALS_BATCH_HINTS, create_table_variant=True)
+
+
+def allow_columns_to_differ_between_windows() -> None:
+    """Windows of one run can carry different columns: a custom variable present in one window
+    only, which dlt then fills in the others with nulls typed from its schema (text for a list
+    column). dlt's Arrow writer must then put such batches in separate files instead of failing
+    the extract; its "default" promotion does that and never alters data. Set unless the user
+    configured `data_writer.arrow_concat_promote_options` themselves."""
+    if dlt.config.get("data_writer.arrow_concat_promote_options") is None:
+        dlt.config["data_writer.arrow_concat_promote_options"] = "default"

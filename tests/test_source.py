@@ -384,3 +384,20 @@ def test_live_request_fields_are_passed_through(database: Path, tmp_path: Path) 
     }
     assert {"event_start", "event_type", "user_ltv_real", "segment_id"} <= columns
     assert "page_url" not in columns
+
+
+def test_hourly_windows_with_columns_that_come_and_go_load_outside_the_repo(
+    live_sandbox: Sandbox, database: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some hourly windows carry a list-typed custom variable and others do not; run from a
+    directory without this repo's .dlt/config.toml, as an installed command or a DAG would."""
+    monkeypatch.chdir(tmp_path)
+    pipeline = make_pipeline(database)
+    for end in (DAY2, DAY3):  # the second run also meets the column typed by the first
+        pipeline.run(
+            source(live_sandbox, segment_ids=[SEGMENT], export_types=["events"], window="1h",
+                   start_date=format_time(DAY1), end_date=format_time(end))
+        )  # fmt: skip
+    assert loaded_multiset(database, "events") == expected_events(
+        live_sandbox, SEGMENT, DAY1, DAY3, timedelta(hours=1)
+    )
