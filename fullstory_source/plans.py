@@ -79,49 +79,11 @@ class WindowPlan:
         self._finished: dict[str, set[Window]] = {s: set() for s in segment_ids}
         self._refresh: dict[str, list[Window]] = {s: [] for s in segment_ids}
         self._rows: dict[str, dict[str, int]] | None = None
+        self._done: dict[str, list[str]] | None = None
         if backfill is None:
-            self._done: dict[str, list[str]] | None = None
-            horizon = newest - settings.lookback
-            if settings.lookback:
-                self._rows = state.setdefault("window_rows", {})
-            for segment in segment_ids:
-                cursor = self.cursors.get(segment)
-                self._windows[segment] = pending_windows(cursor, settings, newest)
-                ahead = set(self.loaded_ahead.get(segment, []))
-                self._finished[segment] = {w for w in self._windows[segment] if _key(w) in ahead}
-                if settings.lookback and cursor:
-                    # loaded windows only: none before the first window scheduled runs export
-                    first = align_down(settings.start_date, settings.window)
-                    self._refresh[segment] = [
-                        w
-                        for w in grid_windows(
-                            max(horizon, first), parse_time(cursor, "cursor"), settings.window
-                        )
-                        if w.end > horizon and w.start >= first
-                    ]
-                if self._rows is not None:
-                    self._prune_rows(segment, horizon)
+            self._plan_scheduled(state, settings, segment_ids, newest)
         else:
-            record = state.setdefault("backfills", {}).setdefault(
-                backfill.id(settings.window),
-                {
-                    "start": format_time(backfill.start),
-                    "end": format_time(backfill.end),
-                    "window": int(settings.window.total_seconds()),
-                    "created_at": format_time(datetime.now(UTC)),
-                    "done": {},
-                },
-            )
-            if backfill.force:
-                record["done"] = {}
-            self._done = record["done"]
-            every = list(grid_windows(backfill.start, backfill.end, settings.window))
-            record["windows"] = len(every)
-            record["segments"] = sorted(set(record.get("segments", [])) | set(segment_ids))
-            for segment in segment_ids:
-                done = set(self._done.get(segment, []))
-                self._windows[segment] = every
-                self._finished[segment] = {w for w in every if format_time(w.start) in done}
+            self._plan_backfill(state, settings, segment_ids, backfill)
         self.jobs = [
             ExportJob(segment, export_type, window)
             for segment, windows in self._refresh.items()
@@ -132,6 +94,51 @@ class WindowPlan:
             for window in windows
             if window not in self._finished[segment]
         ]
+
+    def _plan_scheduled(
+        self, state: dict[str, Any], settings: Settings, segment_ids: Sequence[str], newest: datetime
+    ) -> None:
+        """New windows after each cursor, and with `lookback` the loaded ones to refresh."""
+        horizon = newest - settings.lookback
+        if settings.lookback:
+            self._rows = state.setdefault("window_rows", {})
+        # loaded windows only: none before the first window scheduled runs export
+        first = align_down(settings.start_date, settings.window)
+        for segment in segment_ids:
+            cursor = self.cursors.get(segment)
+            self._windows[segment] = pending_windows(cursor, settings, newest)
+            ahead = set(self.loaded_ahead.get(segment, []))
+            self._finished[segment] = {w for w in self._windows[segment] if _key(w) in ahead}
+            if settings.lookback and cursor:
+                loaded = grid_windows(max(horizon, first), parse_time(cursor, "cursor"), settings.window)
+                self._refresh[segment] = [w for w in loaded if w.end > horizon and w.start >= first]
+            if self._rows is not None:
+                self._prune_rows(segment, horizon)
+
+    def _plan_backfill(
+        self, state: dict[str, Any], settings: Settings, segment_ids: Sequence[str], backfill: Backfill
+    ) -> None:
+        """Every grid window of the range not finished by an earlier run of the same backfill."""
+        record = state.setdefault("backfills", {}).setdefault(
+            backfill.id(settings.window),
+            {
+                "start": format_time(backfill.start),
+                "end": format_time(backfill.end),
+                "window": int(settings.window.total_seconds()),
+                "created_at": format_time(datetime.now(UTC)),
+                "done": {},
+            },
+        )
+        if backfill.force:
+            record["done"] = {}
+        self._done = record["done"]
+        every = list(grid_windows(backfill.start, backfill.end, settings.window))
+        record["windows"] = len(every)
+        record["segments"] = sorted(set(record.get("segments", [])) | set(segment_ids))
+        for segment in segment_ids:
+            done = set(self._done.get(segment, []))
+            self._windows[segment] = every
+            self._finished[segment] = {w for w in every if format_time(w.start) in done}
 
     def kind(self, job: ExportJob) -> str:
         """'backfill', 'refresh' (a loaded window exported again for late data) or 'new'."""
