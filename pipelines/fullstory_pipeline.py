@@ -223,7 +223,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print_samples(database)
     print(
         f"\nLoaded into {database} (dataset 'fullstory'). Try:\n"
-        f"  python -c \"import duckdb; print(duckdb.connect('{database.name}')"
+        f"  {Path(sys.executable).as_posix()} -c \"import duckdb; print(duckdb.connect('{database.name}')"
         ".sql('select event_type, count(*) from fullstory.events group by 1'))\""
     )
     return 1 if summary.failed else 0
