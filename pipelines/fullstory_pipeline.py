@@ -221,9 +221,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     print("\n".join(summary.lines()))
     print_samples(database)
+    python, path = Path(sys.executable).as_posix(), database.as_posix()
     print(
         f"\nLoaded into {database} (dataset 'fullstory'). Try:\n"
-        f"  {Path(sys.executable).as_posix()} -c \"import duckdb; print(duckdb.connect('{database.name}')"
+        f"  {python} -c \"import duckdb; print(duckdb.connect('{path}')"
         ".sql('select event_type, count(*) from fullstory.events group by 1'))\""
     )
     return 1 if summary.failed else 0
