@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from fullstory_sandbox import DEFAULT_SEGMENTS, Fault, LoggedRequest, Sandbox
+from fullstory_sandbox import DEFAULT_SEGMENTS, Fault, Sandbox
 from fullstory_source import ConfigurationError, FullStoryAPIError, FullStoryError
 from fullstory_source.client import FullStoryClient, check_base_url, redact_url, resolve_base_url
 from fullstory_source.exports import DIALECTS
@@ -25,17 +25,6 @@ CREATE_BODY: dict[str, Any] = {
     "format": "FORMAT_JSON",
     "timeRange": {"start": "2026-10-01T00:00:00Z", "end": "2026-10-01T06:00:00Z"},
 }
-
-
-def logged(sb: Sandbox, method: str, path: str, at_least: int) -> list[LoggedRequest]:
-    """The sandbox's log entries for these requests, once `at_least` of them are in: the sandbox
-    records a request just after it has sent the answer, so the client can be faster than the log."""
-    deadline = time.monotonic() + 5.0
-    while True:
-        entries = sb.requests(method, path)
-        if len(entries) >= at_least or time.monotonic() > deadline:
-            return entries
-        time.sleep(0.005)
 
 
 def client(sb: Sandbox, api_key: str = API_KEY, **kwargs: Any) -> FullStoryClient:
@@ -132,7 +121,7 @@ def test_a_missing_key_is_a_configuration_error(key: str) -> None:
 def test_requests_carry_the_raw_key_after_basic(live_sandbox: Sandbox) -> None:
     page = client(live_sandbox).get(SEGMENTS)
     assert [s["id"] for s in page["segments"]] == [s["id"] for s in DEFAULT_SEGMENTS]
-    (request,) = logged(live_sandbox, "GET", SEGMENTS, 1)
+    (request,) = live_sandbox.requests("GET", SEGMENTS)
     assert request.headers["Authorization"] == f"Basic {API_KEY}"
 
 
@@ -146,7 +135,7 @@ def test_a_wrong_key_is_reported_without_the_key(live_sandbox: Sandbox) -> None:
     assert "GET /segments/v1" in message and "HTTP 401" in message
     assert "Check the API key" in message
     assert wrong not in message and wrong not in repr(error.args)
-    assert len(logged(live_sandbox, "GET", SEGMENTS, 1)) == 1  # a 401 is not retried
+    assert len(live_sandbox.requests("GET", SEGMENTS)) == 1  # a 401 is not retried
 
 
 def test_a_bad_create_carries_fullstorys_message(live_sandbox: Sandbox) -> None:
@@ -160,7 +149,7 @@ def test_a_bad_create_carries_fullstorys_message(live_sandbox: Sandbox) -> None:
     assert "POST /segments/v1/exports" in message and "HTTP 400" in message
     assert "segment not found: no-such-segment" in message
     assert "[segment 'no-such-segment']" in message
-    assert len(logged(live_sandbox, "POST", EXPORTS, 1)) == 1
+    assert len(live_sandbox.requests("POST", EXPORTS)) == 1
 
 
 def test_a_404_names_the_endpoint_and_hints_at_the_id(live_sandbox: Sandbox) -> None:
@@ -181,7 +170,7 @@ def test_429_honours_retry_after(live_sandbox: Sandbox) -> None:
     page = client(live_sandbox).get(SEGMENTS)
     waited = time.monotonic() - started
     assert len(page["segments"]) == len(DEFAULT_SEGMENTS)
-    assert [r.status for r in logged(live_sandbox, "GET", SEGMENTS, 2)] == [429, 200]
+    assert [r.status for r in live_sandbox.requests("GET", SEGMENTS)] == [429, 200]
     assert waited >= 0.9  # backoff alone would wait 0.01 s: only Retry-After explains this
 
 
@@ -190,14 +179,14 @@ def test_server_errors_are_retried_then_succeed(live_sandbox: Sandbox, status: i
     live_sandbox.faults.add(Fault("segments", status=status, times=2))
     page = client(live_sandbox).get(SEGMENTS)
     assert [s["id"] for s in page["segments"]] == [s["id"] for s in DEFAULT_SEGMENTS]
-    assert [r.status for r in logged(live_sandbox, "GET", SEGMENTS, 3)] == [status, status, 200]
+    assert [r.status for r in live_sandbox.requests("GET", SEGMENTS)] == [status, status, 200]
 
 
 def test_a_reset_connection_is_retried(live_sandbox: Sandbox) -> None:
     live_sandbox.faults.add(Fault("segment", status=0))
     segment = client(live_sandbox).get("/segments/v1/everyone")
     assert segment["id"] == "everyone"
-    assert [r.status for r in logged(live_sandbox, "GET", "/segments/v1/everyone", 2)] == [0, 200]
+    assert [r.status for r in live_sandbox.requests("GET", "/segments/v1/everyone")] == [0, 200]
 
 
 def test_a_persistent_500_gives_up_with_a_clear_error(live_sandbox: Sandbox) -> None:
@@ -210,7 +199,7 @@ def test_a_persistent_500_gives_up_with_a_clear_error(live_sandbox: Sandbox) -> 
     assert "GET /segments/v1" in message and "HTTP 500" in message
     assert "backend on fire" in message
     assert "run again later" in message and "after retries" in message
-    assert len(logged(live_sandbox, "GET", SEGMENTS, 3)) == 3
+    assert len(live_sandbox.requests("GET", SEGMENTS)) == 3
 
 
 def test_a_persistent_429_says_how_long_fullstory_asked_to_wait(live_sandbox: Sandbox) -> None:
@@ -219,7 +208,7 @@ def test_a_persistent_429_says_how_long_fullstory_asked_to_wait(live_sandbox: Sa
         client(live_sandbox, max_attempts=2).get("/segments/v1/everyone")
     assert raised.value.status == 429
     assert "Rate limited" in str(raised.value)
-    assert len(logged(live_sandbox, "GET", "/segments/v1/everyone", 2)) == 2
+    assert len(live_sandbox.requests("GET", "/segments/v1/everyone")) == 2
 
 
 def test_create_is_not_retried_on_500(live_sandbox: Sandbox) -> None:
@@ -229,7 +218,7 @@ def test_create_is_not_retried_on_500(live_sandbox: Sandbox) -> None:
     assert raised.value.status == 500
     assert "POST /segments/v1/exports" in str(raised.value)
     # the export may have started server-side: a second POST could start a duplicate
-    assert len(logged(live_sandbox, "POST", EXPORTS, 1)) == 1
+    assert len(live_sandbox.requests("POST", EXPORTS)) == 1
     assert live_sandbox.created_exports() == []
 
 
@@ -241,7 +230,7 @@ def test_create_is_not_retried_when_the_connection_breaks_after_the_request_arri
     live_sandbox.faults.add(Fault("create", status=0))
     with pytest.raises((requests.ConnectionError, FullStoryError)):
         client(live_sandbox).post(EXPORTS, dict(CREATE_BODY))
-    posts = logged(live_sandbox, "POST", EXPORTS, 1)
+    posts = live_sandbox.requests("POST", EXPORTS)
     assert posts[0].status == 0 and posts[0].body == CREATE_BODY
     assert len(posts) == 1
 
@@ -250,7 +239,7 @@ def test_create_is_retried_on_429(live_sandbox: Sandbox) -> None:
     live_sandbox.faults.add(Fault("create", status=429, times=2))
     answer = client(live_sandbox).post(EXPORTS, dict(CREATE_BODY))
     assert isinstance(answer["operationId"], str) and answer["operationId"]
-    assert [r.status for r in logged(live_sandbox, "POST", EXPORTS, 3)] == [429, 429, 200]
+    assert [r.status for r in live_sandbox.requests("POST", EXPORTS)] == [429, 429, 200]
     assert len(live_sandbox.created_exports()) == 1
 
 
@@ -261,7 +250,7 @@ def test_segment_pages_in_both_flavors(sandbox: Sandbox) -> None:
     cursor_param = DIALECTS[sandbox.flavor].segments_cursor_param
     pages = list(client(sandbox).paginate(SEGMENTS, "segments", cursor_param, {"limit": 1}))
     assert [[s["id"] for s in page] for page in pages] == [[s["id"]] for s in DEFAULT_SEGMENTS]
-    requests = logged(sandbox, "GET", SEGMENTS, len(DEFAULT_SEGMENTS))
+    requests = sandbox.requests("GET", SEGMENTS)
     assert len(requests) == len(DEFAULT_SEGMENTS)
     assert all(r.status == 200 and r.query["limit"] == ["1"] for r in requests)
     assert cursor_param not in requests[0].query

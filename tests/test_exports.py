@@ -6,14 +6,13 @@ import csv
 import gzip
 import io
 import json
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fullstory_sandbox import Fault, LoggedRequest, Sandbox
+from fullstory_sandbox import Fault, Sandbox
 from fullstory_source import (
     DownloadError,
     ExportFailedError,
@@ -58,17 +57,6 @@ def make_exporter(
 
 def exporter_for(sb: Sandbox, tmp_path: Path, export_format: str = "json", **options: Any) -> Exporter:
     return make_exporter(sb.base_url, sb.flavor, tmp_path / "downloads", export_format, **options)
-
-
-def logged(sb: Sandbox, method: str, path: str, at_least: int) -> list[LoggedRequest]:
-    """The sandbox's log entries for these requests, once `at_least` of them are in: the sandbox
-    records a request just after it has sent the answer, so the client can be faster than the log."""
-    deadline = time.monotonic() + 5.0
-    while True:
-        entries = sb.requests(method, path)
-        if len(entries) >= at_least or time.monotonic() > deadline:
-            return entries
-        time.sleep(0.005)
 
 
 def json_rows(export: DownloadedExport) -> list[dict[str, Any]]:
@@ -140,7 +128,7 @@ def test_an_empty_window_is_reported_empty(tmp_path: Path) -> None:
 
 def test_only_api_requests_carry_the_key(sandbox: Sandbox, tmp_path: Path) -> None:
     exporter_for(sandbox, tmp_path).export(JOB)
-    downloads = logged(sandbox, "GET", DOWNLOAD, 1)
+    downloads = sandbox.requests("GET", DOWNLOAD)
     assert len(downloads) == 1 and downloads[0].status == 200
     assert all(name.lower() != "authorization" for name in downloads[0].headers)
     api = [r for r in sandbox.requests() if not r.path.startswith(DOWNLOAD)]
@@ -152,7 +140,7 @@ def test_polls_until_the_operation_completes(flavor: str, tmp_path: Path) -> Non
     with Sandbox(api_key=API_KEY, flavor=flavor, operation_polls=4, workdir=str(tmp_path / "sb")) as sb:
         export = exporter_for(sb, tmp_path).export(JOB)
         assert json_rows(export) == expected(sb)
-        assert len(logged(sb, "GET", OPERATIONS, 4)) == 4
+        assert len(sb.requests("GET", OPERATIONS)) == 4
 
 
 def test_transient_api_errors_during_the_export_are_retried(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -181,22 +169,22 @@ def test_a_link_that_expired_after_the_operation_completed_is_replaced(
     assert json_rows(export) == expected(sandbox)
     if sandbox.flavor == "spec":
         # the completed operation carried the link: it expired, a re-poll gave a fresh one
-        assert [r.status for r in logged(sandbox, "GET", DOWNLOAD, 2)] == [403, 200]
-        assert len(logged(sandbox, "GET", OPERATIONS, 3)) == 3
+        assert [r.status for r in sandbox.requests("GET", DOWNLOAD)] == [403, 200]
+        assert len(sandbox.requests("GET", OPERATIONS)) == 3
     else:
         # the live API hands out the link only when asked, after the expiry: it is fresh
-        assert [r.status for r in logged(sandbox, "GET", DOWNLOAD, 1)] == [200]
+        assert [r.status for r in sandbox.requests("GET", DOWNLOAD)] == [200]
 
 
 def test_a_refused_link_is_replaced_by_a_fresh_one(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.faults.add(Fault("download", status=403, message="Request has expired"))
     export = exporter_for(sandbox, tmp_path).export(JOB)
     assert json_rows(export) == expected(sandbox)
-    assert [r.status for r in logged(sandbox, "GET", DOWNLOAD, 2)] == [403, 200]
+    assert [r.status for r in sandbox.requests("GET", DOWNLOAD)] == [403, 200]
     # the link was asked for again: one more poll, and in live also one more results request
-    assert len(logged(sandbox, "GET", OPERATIONS, 3)) == 3
+    assert len(sandbox.requests("GET", OPERATIONS)) == 3
     if sandbox.flavor == "live":
-        assert len(logged(sandbox, "GET", "/search/v1/exports/", 2)) == 2
+        assert len(sandbox.requests("GET", "/search/v1/exports/")) == 2
     assert len(sandbox.created_exports()) == 1
 
 
@@ -210,7 +198,7 @@ def test_links_that_keep_being_refused_end_in_a_download_error(live_sandbox: San
     assert all(text in message for text in WINDOW_TEXTS)
     assert "3 attempts" in message and "HTTP 403" in message
     assert "signature" not in message and "expires=" not in message  # links are redacted
-    assert len(logged(live_sandbox, "GET", DOWNLOAD, 3)) == 3
+    assert len(live_sandbox.requests("GET", DOWNLOAD)) == 3
     assert list(download_dir.iterdir()) == []
 
 
@@ -235,7 +223,7 @@ def test_a_damaged_download_is_fetched_again_from_the_start(
     assert export.path.read_bytes() == served_file(sandbox)
     assert export.bytes_downloaded == len(served_file(sandbox))
     assert json_rows(export) == expected(sandbox)
-    assert len(logged(sandbox, "GET", DOWNLOAD, 2)) == 2
+    assert len(sandbox.requests("GET", DOWNLOAD)) == 2
 
 
 @pytest.mark.parametrize("damage", ["truncate", "corrupt"])
@@ -250,7 +238,7 @@ def test_damage_is_caught_in_every_format(
 
     assert export.compressed
     assert export.path.read_bytes() == served_file(live_sandbox)
-    assert len(logged(live_sandbox, "GET", DOWNLOAD, 2)) == 2
+    assert len(live_sandbox.requests("GET", DOWNLOAD)) == 2
 
 
 @pytest.mark.parametrize(("damage", "problem"), [("truncate", "truncated"), ("corrupt", "neither gzip")])
@@ -266,7 +254,7 @@ def test_more_damaged_downloads_than_attempts_raise_a_download_error(
     assert all(text in message for text in WINDOW_TEXTS)
     assert "after 3 attempts" in message and problem in message
     assert "cursor did not move" in message
-    assert len(logged(live_sandbox, "GET", DOWNLOAD, 3)) == 3
+    assert len(live_sandbox.requests("GET", DOWNLOAD)) == 3
     assert list(download_dir.iterdir()) == []  # no damaged file is left behind
 
 
@@ -274,14 +262,14 @@ def test_a_reset_connection_on_download_is_retried(live_sandbox: Sandbox, tmp_pa
     live_sandbox.faults.add(Fault("download", status=0))
     export = exporter_for(live_sandbox, tmp_path).export(JOB)
     assert json_rows(export) == expected(live_sandbox)
-    assert [r.status for r in logged(live_sandbox, "GET", DOWNLOAD, 2)] == [0, 200]
+    assert [r.status for r in live_sandbox.requests("GET", DOWNLOAD)] == [0, 200]
 
 
 def test_a_server_error_on_download_is_retried(live_sandbox: Sandbox, tmp_path: Path) -> None:
     live_sandbox.faults.add(Fault("download", status=503, times=2))
     export = exporter_for(live_sandbox, tmp_path).export(JOB)
     assert json_rows(export) == expected(live_sandbox)
-    assert [r.status for r in logged(live_sandbox, "GET", DOWNLOAD, 3)] == [503, 503, 200]
+    assert [r.status for r in live_sandbox.requests("GET", DOWNLOAD)] == [503, 503, 200]
 
 
 # -- failures -----------------------------------------------------------------------------------
