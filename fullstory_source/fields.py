@@ -56,10 +56,53 @@ _KNOWN: dict[str, str] = {
             "NumEvents",
             "TotalSec",
             "ActiveSec",
+            "PageClusterId",
         ],
         BIGINT,
     ),
     "AvgSessionSec": DOUBLE,
+    # text, whatever the values look like (a JSON export writes "128.0", a CSV export 128.0)
+    **dict.fromkeys(
+        [
+            "EventType",
+            "EventSubType",
+            "EventCustomName",
+            "EventTargetText",
+            "EventTargetSelectorTok",
+            "UserAppKey",
+            "UserDisplayName",
+            "UserEmail",
+            "PageUrl",
+            "PageRefererUrl",
+            "PageIp",
+            "PageLatLong",
+            "PageUserAgent",
+            "PageBrowser",
+            "PageBrowserVersion",
+            "PageDevice",
+            "PagePlatform",
+            "PageOperatingSystem",
+            "ReqUrl",
+            "ReqMethod",
+            "AppName",
+            "AppPackageName",
+            "AppDeviceModel",
+            "AppDeviceVendor",
+            "AppVersion",
+            "AppOsVersion",
+            "AppViewName",
+            "Uid",
+            "DisplayName",
+            "Email",
+            "LastPage",
+            "LastIp",
+            "LastBrowser",
+            "LastDevice",
+            "LastPlatform",
+            "LastOperatingSystem",
+        ],
+        VARCHAR,
+    ),
 }
 
 _SUFFIXES: dict[str, str] = {
@@ -78,7 +121,8 @@ _CUSTOM_PREFIXES = ("user_", "evt_", "page_")
 
 
 def declared_type(field: str) -> str | None:
-    """The DuckDB type a FullStory field must have, or None when its name does not say."""
+    """The DuckDB type a FullStory field must have, or None when its name does not say (the
+    readers then keep it as text)."""
     if field in _KNOWN:
         return _KNOWN[field]
     if field.startswith(_CUSTOM_PREFIXES):

@@ -1,0 +1,367 @@
+"""The measured cases. Each one runs in a fresh child process (see export_load.py), so that its
+wall time and peak RSS are its own.
+
+- pipeline: this project's source, the whole path: create -> poll -> download over HTTP from the
+  sandbox -> parse -> a real dlt pipeline into a DuckDB file (window replace, as in production);
+- duckdb: DuckDB alone, `CREATE TABLE AS SELECT * FROM read_json('<same file>')` (`read_csv` for
+  CSV), no HTTP, no dlt; with `sample_size=-1` when DuckDB refuses the file without it;
+- duckdb_typed: the same with every column's type given up front (one pass, no inference);
+- naive: the resource a user would write first: the same HTTP calls with requests, then the stdlib
+  parser yielding one dict per row into dlt with its default settings.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+CASES = ("pipeline", "duckdb", "duckdb_typed", "naive")  # and "profile" (--profile)
+API_KEY = "bench-key"
+START = "2026-10-01T00:00:00Z"
+END = "2026-10-02T00:00:00Z"
+# DuckDB's names of the types fields.py declares, as dlt creates them in a DuckDB destination
+DUCKDB_TYPES = {
+    "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE",
+    "BIGINT": "BIGINT",
+    "DOUBLE": "DOUBLE",
+    "BOOLEAN": "BOOLEAN",
+    "VARCHAR": "VARCHAR",
+}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size (VmHWM), in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def rss_mb() -> float:
+    """This process's resident set size now (VmRSS), in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def reset_peak_rss() -> bool:
+    """Restart VmHWM from the current RSS (Linux: clear_refs 5), to see the peak of one stage."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def run(spec: dict[str, Any]) -> dict[str, Any]:
+    case = spec["case"]
+    if case == "pipeline":
+        return run_pipeline(spec)
+    if case == "profile":
+        return run_profile(spec)
+    if case == "duckdb":
+        return run_duckdb(spec)
+    if case == "duckdb_typed":
+        return run_duckdb_typed(spec)
+    if case == "naive":
+        return run_naive(spec)
+    raise ValueError(f"unknown case {case!r}")
+
+
+# -- pipeline -------------------------------------------------------------------------------------
+
+
+def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
+    import dlt
+
+    from fullstory_source import fullstory_source
+
+    work = Path(spec["workdir"])
+    database = work / "pipeline.duckdb"
+    pipeline = dlt.pipeline(
+        pipeline_name="fullstory_bench",
+        destination=dlt.destinations.duckdb(str(database)),
+        dataset_name="fullstory",
+        pipelines_dir=str(work / "pipelines"),
+    )
+    started = time.perf_counter()
+    source = fullstory_source(
+        api_key=API_KEY,
+        base_url=spec["base_url"],
+        api_flavor="live",
+        segment_ids=[spec["segment"]],
+        export_types=["events"],
+        export_format=spec["format"],
+        start_date=START,
+        end_date=END,
+        window="1d",
+        poll_interval=0.01,
+        poll_max_interval=0.05,
+        download_dir=str(work / "downloads"),
+    )
+    pipeline.run(source)
+    seconds = time.perf_counter() - started
+    steps = {
+        step.step: (step.finished_at - step.started_at).total_seconds() for step in pipeline.last_trace.steps
+    }
+    import duckdb
+
+    with duckdb.connect(str(database), read_only=True) as con:
+        rows = con.execute("SELECT count(*) FROM fullstory.events").fetchone()[0]
+        types = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'fullstory' AND table_name = 'events'"
+            ).fetchall()
+        )
+    return {"rows": rows, "seconds": seconds, "steps": steps, "types": types}
+
+
+# -- where the pipeline's time goes ----------------------------------------------------------------
+
+
+def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline's stages one by one, each with its time and its own peak RSS: download
+    (create, poll, HTTP, gzip check), gunzip alone, parse alone (read_export to Arrow, no dlt),
+    then the real source through dlt's extract, normalize and load steps called separately
+    (extract repeats download and parse; extract minus both is dlt's writing of the batches)."""
+    import zlib
+    from contextlib import contextmanager
+
+    import dlt
+
+    from fullstory_source import fullstory_source, readers
+    from fullstory_source.client import FullStoryClient, download_session
+    from fullstory_source.exports import LIVE, Exporter, ExportJob, ExportOptions
+    from fullstory_source.readers import read_export
+    from fullstory_source.windows import Window, parse_time
+
+    work = Path(spec["workdir"])
+    stages: dict[str, dict[str, float]] = {}
+
+    @contextmanager
+    def stage(name: str) -> Any:
+        reset_peak_rss()
+        started = time.perf_counter()
+        yield
+        stages[name] = {
+            "seconds": time.perf_counter() - started,
+            "peak_rss_mb": peak_rss_mb(),
+            "rss_after_mb": rss_mb(),
+        }
+
+    import_rss = peak_rss_mb()
+    exporter = Exporter(
+        FullStoryClient(API_KEY, spec["base_url"]),
+        download_session(60.0, 5, 1.0),
+        ExportOptions(LIVE, spec["format"], work / "profile", poll_interval=0.01, poll_max_interval=0.05),
+    )
+    window = Window(parse_time(START, "start"), parse_time(END, "end"))
+    with stage("download"):
+        export = exporter.export(ExportJob(spec["segment"], "events", window))
+    with stage("gunzip (zlib, 1 thread)"):
+        inflater = zlib.decompressobj(wbits=31)
+        with export.path.open("rb") as raw:
+            while chunk := raw.read(1 << 20):
+                inflater.decompress(chunk)
+    if spec["format"] in readers._JSON_FORMATS:
+        with stage("  of which: key scan"):
+            import duckdb
+
+            config = {"threads": readers.KEY_SCAN_THREADS, "memory_limit": readers.MEMORY_LIMIT}
+            with duckdb.connect(config=config) as con:
+                layout = readers._JSON_FORMATS[spec["format"]]
+                readers.json_keys(con, readers._literal(str(export.path)), layout)
+    rows = 0
+    constants = {"segment_id": spec["segment"], "window_start": window.start, "window_end": window.end}
+    with stage("parse (read_export)"):
+        for batch in read_export(export.path, spec["format"], constants):
+            rows += batch.num_rows
+    export.path.unlink()
+
+    pipeline = dlt.pipeline(
+        pipeline_name="fullstory_profile",
+        destination=dlt.destinations.duckdb(str(work / "profile.duckdb")),
+        dataset_name="fullstory",
+        pipelines_dir=str(work / "pipelines"),
+    )
+    source = fullstory_source(
+        api_key=API_KEY,
+        base_url=spec["base_url"],
+        api_flavor="live",
+        segment_ids=[spec["segment"]],
+        export_types=["events"],
+        export_format=spec["format"],
+        start_date=START,
+        end_date=END,
+        window="1d",
+        poll_interval=0.01,
+        poll_max_interval=0.05,
+        download_dir=str(work / "downloads"),
+    )
+    with stage("dlt extract"):
+        pipeline.extract(source)
+    with stage("dlt normalize"):
+        pipeline.normalize()
+    with stage("dlt load"):
+        pipeline.load()
+    writing = stages["dlt extract"]["seconds"] - stages["download"]["seconds"]
+    writing -= stages["parse (read_export)"]["seconds"]
+    stages["(extract - download - parse)"] = {"seconds": writing, "peak_rss_mb": 0.0, "rss_after_mb": 0.0}
+    return {
+        "rows": rows,
+        "seconds": sum(stages[f"dlt {s}"]["seconds"] for s in ("extract", "normalize", "load")),
+        "import_rss_mb": import_rss,
+        "stages": stages,
+    }
+
+
+# -- DuckDB alone ---------------------------------------------------------------------------------
+
+
+def run_duckdb(spec: dict[str, Any]) -> dict[str, Any]:
+    """`CREATE TABLE AS SELECT * FROM read_json('<file>')` (read_csv for CSV), as DuckDB users
+    write it. When DuckDB refuses the file (its sampled schema misses a key that first appears
+    later: "has unknown key ..."), the error is recorded and the reference becomes the read that
+    loads the whole file, `sample_size=-1` (DuckDB infers the schema from every row)."""
+    import duckdb
+
+    path, export_format = spec["file"], spec["format"]
+    reader = "read_csv" if export_format == "csv" else "read_json"
+    attempts = [f"{reader}('{path}')", f"{reader}('{path}', sample_size=-1)"]
+    database = Path(spec["workdir"]) / "reference.duckdb"
+    refused = None
+    for source in attempts:
+        database.unlink(missing_ok=True)
+        started = time.perf_counter()
+        try:
+            with duckdb.connect(str(database)) as con:
+                con.execute(f"CREATE TABLE events AS SELECT * FROM {source}")
+                seconds = time.perf_counter() - started
+                rows = con.execute("SELECT count(*) FROM events").fetchone()[0]
+        except duckdb.Error as error:
+            refused = str(error).splitlines()[0][:300]
+            continue
+        return {"rows": rows, "seconds": seconds, "sql": source.replace(path, "<file>"), "refused": refused}
+    raise RuntimeError(f"DuckDB could not read {path}: {refused}")
+
+
+def run_duckdb_typed(spec: dict[str, Any]) -> dict[str, Any]:
+    """DuckDB told every column and its type up front (`spec["types"]`: the exact types this
+    pipeline loads): one pass, no inference. DuckDB cannot do this without knowing the file's
+    keys first; it is the ceiling of any loader that parses each row once."""
+    import duckdb
+
+    path, export_format = spec["file"], spec["format"]
+    types = spec["types"]
+    if export_format == "csv":
+        types = {key: "VARCHAR" if sql_type.endswith("[]") else sql_type for key, sql_type in types.items()}
+    struct = "{" + ", ".join(f"'{key}': '{sql_type}'" for key, sql_type in types.items()) + "}"
+    if export_format == "csv":
+        source = f"read_csv('{path}', header=true, types={struct})"
+    else:
+        layout = {"json": "array", "ndjson": "newline_delimited"}[export_format]
+        source = f"read_json('{path}', format='{layout}', records=true, columns={struct})"
+    database = Path(spec["workdir"]) / "reference.duckdb"
+    started = time.perf_counter()
+    with duckdb.connect(str(database)) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"CREATE TABLE events AS SELECT * FROM {source}")
+        seconds = time.perf_counter() - started
+        rows = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    return {"rows": rows, "seconds": seconds}
+
+
+# -- naive ----------------------------------------------------------------------------------------
+
+
+def _naive_download(base_url: str, segment: str, export_format: str, target: Path) -> Path:
+    """create -> poll -> link -> download, the way the FullStory docs show it."""
+    import requests
+
+    headers = {"Authorization": f"Basic {API_KEY}"}
+    body = {
+        "segmentId": segment,
+        "type": "TYPE_EVENT",
+        "format": {"json": "FORMAT_JSON", "ndjson": "FORMAT_NDJSON", "csv": "FORMAT_CSV"}[export_format],
+        "timeRange": {"start": START, "end": END},
+    }
+    created = requests.post(f"{base_url}/segments/v1/exports", json=body, headers=headers, timeout=60)
+    created.raise_for_status()
+    operation_id = created.json()["operationId"]
+    while True:
+        operation = requests.get(f"{base_url}/operations/v1/{operation_id}", headers=headers, timeout=60)
+        operation.raise_for_status()
+        if operation.json()["state"] == "COMPLETED":
+            break
+        time.sleep(0.01)
+    export_id = operation.json()["results"]["searchExportId"]
+    results = requests.get(f"{base_url}/search/v1/exports/{export_id}/results", headers=headers, timeout=60)
+    results.raise_for_status()
+    with requests.get(results.json()["location"], stream=True, timeout=60) as download:
+        download.raise_for_status()
+        with target.open("wb") as out:
+            shutil.copyfileobj(download.raw, out)
+    return target
+
+
+def run_naive(spec: dict[str, Any]) -> dict[str, Any]:
+    import dlt
+
+    work = Path(spec["workdir"])
+    export_format = spec["format"]
+
+    @dlt.resource(name="events", write_disposition="append")
+    def events() -> Any:
+        path = _naive_download(
+            spec["base_url"], spec["segment"], export_format, work / f"export.{export_format}.gz"
+        )
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as text:
+            if export_format == "json":
+                yield from json.load(text)
+            elif export_format == "ndjson":
+                for line in text:
+                    yield json.loads(line)
+            else:
+                yield from csv.DictReader(text)
+        path.unlink()
+
+    database = work / "naive.duckdb"
+    pipeline = dlt.pipeline(
+        pipeline_name="fullstory_naive",
+        destination=dlt.destinations.duckdb(str(database)),
+        dataset_name="fullstory",
+        pipelines_dir=str(work / "pipelines"),
+    )
+    started = time.perf_counter()
+    pipeline.run(events())
+    seconds = time.perf_counter() - started
+    steps = {
+        step.step: (step.finished_at - step.started_at).total_seconds() for step in pipeline.last_trace.steps
+    }
+    import duckdb
+
+    with duckdb.connect(str(database), read_only=True) as con:
+        rows = con.execute("SELECT count(*) FROM fullstory.events").fetchone()[0]
+    return {"rows": rows, "seconds": seconds, "steps": steps}
+
+
+def child_main(spec_json: str) -> int:
+    spec = json.loads(spec_json)
+    result = run(spec)
+    result["vmhwm_mb"] = peak_rss_mb()
+    out = io.StringIO()
+    json.dump(result, out)
+    os.write(1, b"\nBENCH_RESULT " + out.getvalue().encode() + b"\n")
+    return 0
