@@ -50,7 +50,7 @@ _DUCKDB_CONFIG = {"allocator_flush_threshold": "8MB"}
 _CSV_OPTIONS = "header=true, quote='\"', escape='\"', delim=',', strict_mode=true, buffer_size=4194304"
 _JSON_FORMATS = {"json": "array", "ndjson": "newline_delimited"}
 # Batches between two releases of freed memory to the system (see release_memory)
-_RELEASE_EVERY = int(__import__("os").environ.get("RELEASE_EVERY", "20"))
+_RELEASE_EVERY = 20
 
 
 def read_export(
