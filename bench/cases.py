@@ -36,6 +36,26 @@ DUCKDB_TYPES = {
 }
 
 
+def bench_source(spec: dict[str, Any], work: Path) -> Any:
+    """The source as a benchmark case runs it: one segment, events, one day in one window."""
+    from fullstory_source import fullstory_source  # imported late, like the cases that use it
+
+    return fullstory_source(
+        api_key=API_KEY,
+        base_url=spec["base_url"],
+        api_flavor="live",
+        segment_ids=[spec["segment"]],
+        export_types=["events"],
+        export_format=spec["format"],
+        start_date=START,
+        end_date=END,
+        window="1d",
+        poll_interval=0.01,
+        poll_max_interval=0.05,
+        download_dir=str(work / "downloads"),
+    )
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set size (VmHWM), in MB."""
     with open("/proc/self/status") as status:
@@ -85,8 +105,6 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     import dlt
 
-    from fullstory_source import fullstory_source
-
     work = Path(spec["workdir"])
     database = work / "pipeline.duckdb"
     pipeline = dlt.pipeline(
@@ -96,20 +114,7 @@ def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
         pipelines_dir=str(work / "pipelines"),
     )
     started = time.perf_counter()
-    source = fullstory_source(
-        api_key=API_KEY,
-        base_url=spec["base_url"],
-        api_flavor="live",
-        segment_ids=[spec["segment"]],
-        export_types=["events"],
-        export_format=spec["format"],
-        start_date=START,
-        end_date=END,
-        window="1d",
-        poll_interval=0.01,
-        poll_max_interval=0.05,
-        download_dir=str(work / "downloads"),
-    )
+    source = bench_source(spec, work)
     pipeline.run(source)
     seconds = time.perf_counter() - started
     steps = {
@@ -141,7 +146,7 @@ def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
 
     import dlt
 
-    from fullstory_source import fullstory_source, readers
+    from fullstory_source import readers
     from fullstory_source.client import FullStoryClient, download_session
     from fullstory_source.exports import LIVE, Exporter, ExportJob, ExportOptions
     from fullstory_source.readers import read_export
@@ -196,20 +201,7 @@ def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
         dataset_name="fullstory",
         pipelines_dir=str(work / "pipelines"),
     )
-    source = fullstory_source(
-        api_key=API_KEY,
-        base_url=spec["base_url"],
-        api_flavor="live",
-        segment_ids=[spec["segment"]],
-        export_types=["events"],
-        export_format=spec["format"],
-        start_date=START,
-        end_date=END,
-        window="1d",
-        poll_interval=0.01,
-        poll_max_interval=0.05,
-        download_dir=str(work / "downloads"),
-    )
+    source = bench_source(spec, work)
     with stage("dlt extract"):
         pipeline.extract(source)
     if spec.get("release_after_extract"):

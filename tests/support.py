@@ -171,3 +171,14 @@ def stub_server(answer: Callable[[str, str], tuple[int, Any]]) -> Iterator[tuple
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def csv_cell(value: Any) -> str:
+    """How a FullStory CSV export spells a value: empty when missing, JSON for lists, true/false."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)

@@ -16,6 +16,8 @@ import pytest
 from fullstory_source.errors import ExportParseError
 from fullstory_source.readers import read_export
 
+from .support import csv_cell
+
 FORMATS = ("json", "ndjson", "csv")
 WINDOW_START = datetime(2026, 10, 1, tzinfo=UTC)
 WINDOW_END = datetime(2026, 10, 1, 6, tzinfo=UTC)
@@ -70,16 +72,6 @@ ROWS: list[dict[str, Any]] = [
 ]
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
 def encode(rows: list[dict[str, Any]], export_format: str) -> str:
     if export_format == "json":
         return "[" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "]"
@@ -90,7 +82,7 @@ def encode(rows: list[dict[str, Any]], export_format: str) -> str:
     writer = csv.writer(out)  # RFC 4180: quotes doubled, newlines inside quoted cells, CRLF
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
+        writer.writerow([csv_cell(row.get(c)) for c in columns])
     return out.getvalue()
 
 

@@ -20,22 +20,14 @@ from fullstory_source import readers
 from fullstory_source.errors import ExportParseError
 from fullstory_source.readers import column_type, json_keys, read_export
 
+from .support import csv_cell
+
 CONSTANTS: dict[str, Any] = {
     "segment_id": "everyone",
     "window_start": datetime(2026, 10, 1, tzinfo=UTC),
     "window_end": datetime(2026, 10, 2, tzinfo=UTC),
 }
 FORMATS = ("json", "ndjson", "csv")
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return json.dumps(value)
-    return str(value)
 
 
 def write(directory: Path, rows: list[dict[str, Any]], export_format: str, *, one_line: bool = False) -> Path:
@@ -49,7 +41,7 @@ def write(directory: Path, rows: list[dict[str, Any]], export_format: str, *, on
         out = io.StringIO(newline="")
         writer = csv.writer(out)
         writer.writerow(columns)
-        writer.writerows([_cell(r.get(c)) for c in columns] for r in rows)
+        writer.writerows([csv_cell(r.get(c)) for c in columns] for r in rows)
         text = out.getvalue()
     path = directory / f"export.{export_format}.gz"
     path.write_bytes(gzip.compress(text.encode()))
