@@ -36,24 +36,28 @@ DUCKDB_TYPES = {
 }
 
 
-def bench_source(spec: dict[str, Any], work: Path) -> Any:
+def bench_source_args(spec: dict[str, Any], work: Path) -> dict[str, Any]:
     """The source as a benchmark case runs it: one segment, events, one day in one window."""
+    return {
+        "api_key": API_KEY,
+        "base_url": spec["base_url"],
+        "api_flavor": "live",
+        "segment_ids": [spec["segment"]],
+        "export_types": ["events"],
+        "export_format": spec["format"],
+        "start_date": START,
+        "end_date": END,
+        "window": "1d",
+        "poll_interval": 0.01,
+        "poll_max_interval": 0.05,
+        "download_dir": str(work / "downloads"),
+    }
+
+
+def bench_source(spec: dict[str, Any], work: Path) -> Any:
     from fullstory_source import fullstory_source  # imported late, like the cases that use it
 
-    return fullstory_source(
-        api_key=API_KEY,
-        base_url=spec["base_url"],
-        api_flavor="live",
-        segment_ids=[spec["segment"]],
-        export_types=["events"],
-        export_format=spec["format"],
-        start_date=START,
-        end_date=END,
-        window="1d",
-        poll_interval=0.01,
-        poll_max_interval=0.05,
-        download_dir=str(work / "downloads"),
-    )
+    return fullstory_source(**bench_source_args(spec, work))
 
 
 def peak_rss_mb() -> float:
@@ -105,6 +109,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     import dlt
 
+    from pipelines.fullstory_pipeline import run_pipeline as run_command
+
     work = Path(spec["workdir"])
     database = work / "pipeline.duckdb"
     pipeline = dlt.pipeline(
@@ -114,8 +120,8 @@ def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
         pipelines_dir=str(work / "pipelines"),
     )
     started = time.perf_counter()
-    source = bench_source(spec, work)
-    pipeline.run(source)
+    # what `fullstory-pipeline run` does, its DuckDB memory cap included
+    run_command(pipeline, interactive=False, **bench_source_args(spec, work))
     seconds = time.perf_counter() - started
     steps = {
         step.step: (step.finished_at - step.started_at).total_seconds() for step in pipeline.last_trace.steps

@@ -31,6 +31,7 @@ from fullstory_source.runs import BACKFILL_TABLE_HINTS, RUNS_TABLE, backfill_rec
 from fullstory_source.warehouses import apply_warehouse_hints
 from fullstory_source.windows import format_time, parse_time
 
+from .duckdb_memory import duckdb_memory
 from .progress import ProgressDisplay
 from .status import resource_states, status_lines
 
@@ -89,26 +90,39 @@ def run_pipeline(
     """Finish any load an earlier run left pending, then extract and load new windows."""
     summary = RunSummary()
     started = time.monotonic()
-    if pipeline.has_pending_data:
-        logger.info("an earlier run left a pending load package: loading it first")
-        pipeline.run()
-        summary.finished_pending = True
-    source = fullstory_source(report=summary.report, **source_args)
-    apply_warehouse_hints(source, pipeline.destination)  # BigQuery/Snowflake table design
-    if resources:
-        unknown = sorted(set(resources) - set(source.resources))
-        if unknown:
-            raise ConfigurationError(
-                f"unknown resource(s) {unknown}; this run has {sorted(source.resources)} "
-                "(batch import resources need --batch-job or batch_import_job_ids)"
-            )
-        source = source.with_resources(*resources)
-    with ProgressDisplay(summary.report, interactive=interactive):
-        pipeline.run(source)
-    counts = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}
-    summary.rows = {t: n for t, n in counts.items() if not t.startswith("_dlt")}
+    memory = duckdb_memory(pipeline)
+    with memory.applied():
+        if pipeline.has_pending_data:
+            logger.info("an earlier run left a pending load package: loading it first")
+            memory.run(pipeline, pipeline.run)
+            summary.finished_pending = True
+        source = fullstory_source(report=summary.report, **source_args)
+        apply_warehouse_hints(source, pipeline.destination)  # BigQuery/Snowflake table design
+        if resources:
+            unknown = sorted(set(resources) - set(source.resources))
+            if unknown:
+                raise ConfigurationError(
+                    f"unknown resource(s) {unknown}; this run has {sorted(source.resources)} "
+                    "(batch import resources need --batch-job or batch_import_job_ids)"
+                )
+            source = source.with_resources(*resources)
+
+        def run_source() -> None:
+            try:
+                pipeline.run(source)
+            finally:  # a load retried with more memory has a trace of its own, without these
+                summary.rows = normalized_rows(pipeline)
+
+        with ProgressDisplay(summary.report, interactive=interactive):
+            memory.run(pipeline, run_source)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def normalized_rows(pipeline: dlt.Pipeline) -> dict[str, int]:
+    info = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
+    counts = info.row_counts if info else {}
+    return {table: rows for table, rows in counts.items() if not table.startswith("_dlt")}
 
 
 def make_pipeline(args: argparse.Namespace) -> dlt.Pipeline:

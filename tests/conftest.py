@@ -17,7 +17,12 @@ def isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own dlt data dir and runs where no real secrets can be found."""
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
     monkeypatch.delenv("SOURCES__FULLSTORY__API_KEY", raising=False)
-    monkeypatch.delenv("DESTINATION__DUCKDB__CREDENTIALS", raising=False)
+    for name in (
+        "DESTINATION__DUCKDB__CREDENTIALS",
+        "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG",
+        "FULLSTORY_PIPELINE__DUCKDB_MEMORY_LIMIT",
+    ):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(params=["live", "spec"])

@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 from fullstory_source import fullstory_source
+from pipelines.duckdb_memory import DEFAULT_LIMIT
 
 CONFIG = Path(__file__).resolve().parents[1] / ".dlt" / "config.toml"
 NOT_CONFIG = {"api_key", "report", "backfill"}  # a secret, and two objects passed in code
@@ -35,3 +36,8 @@ def test_set_values_are_the_defaults() -> None:
         if name == "export_types":
             default = ["events", "individuals"]  # None in the signature means both
         assert value == default, f"{name}: config.toml says {value!r}, the source defaults to {default!r}"
+
+
+def test_the_duckdb_memory_cap_of_the_command_is_documented_with_its_default() -> None:
+    config = tomllib.loads(CONFIG.read_text())
+    assert config["fullstory_pipeline"]["duckdb_memory_limit"] == DEFAULT_LIMIT
