@@ -157,6 +157,7 @@ def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
     from fullstory_source.exports import LIVE, Exporter, ExportJob, ExportOptions
     from fullstory_source.readers import read_export
     from fullstory_source.windows import Window, parse_time
+    from pipelines.duckdb_memory import duckdb_memory
 
     work = Path(spec["workdir"])
     stages: dict[str, dict[str, float]] = {}
@@ -208,15 +209,16 @@ def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
         pipelines_dir=str(work / "pipelines"),
     )
     source = bench_source(spec, work)
-    with stage("dlt extract"):
-        pipeline.extract(source)
-    if spec.get("release_after_extract"):
-        with stage("release_memory()"):
-            readers.release_memory()
-    with stage("dlt normalize"):
-        pipeline.normalize()
-    with stage("dlt load"):
-        pipeline.load()
+    with duckdb_memory(pipeline).applied():  # the command's cap on DuckDB, as in the pipeline case
+        with stage("dlt extract"):
+            pipeline.extract(source)
+        if spec.get("release_after_extract"):
+            with stage("release_memory()"):
+                readers.release_memory()
+        with stage("dlt normalize"):
+            pipeline.normalize()
+        with stage("dlt load"):
+            pipeline.load()
     writing = stages["dlt extract"]["seconds"] - stages["download"]["seconds"]
     writing -= stages["parse (read_export)"]["seconds"]
     stages["(extract - download - parse)"] = {"seconds": writing, "peak_rss_mb": 0.0, "rss_after_mb": 0.0}
