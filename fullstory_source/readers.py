@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 from collections.abc import Iterator
 from datetime import datetime
@@ -179,6 +180,16 @@ def release_memory() -> None:
     pa.default_memory_pool().release_unused()
     if _malloc_trim is not None:
         _malloc_trim(0)
+
+
+def prefer_system_allocator() -> None:
+    """Have Arrow allocate with malloc, whose freed memory release_memory() hands back. Arrow's
+    default allocator (mimalloc in the Linux wheels) keeps freed pages for reuse: a 5M-row CSV
+    window peaked at 310-312 MB with it, 291 MB with malloc, at the same speed. It is
+    process-wide, so the command calls it, not the source; ARROW_DEFAULT_MEMORY_POOL, when set,
+    wins."""
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        pa.set_memory_pool(pa.system_memory_pool())
 
 
 def _find_malloc_trim() -> Any:

@@ -27,6 +27,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from fullstory_source import Backfill, ConfigurationError, FullStoryError, RunReport, fullstory_source
 from fullstory_source.errors import root_cause
 from fullstory_source.plans import backfill_progress
+from fullstory_source.readers import prefer_system_allocator
 from fullstory_source.runs import BACKFILL_TABLE_HINTS, RUNS_TABLE, backfill_record
 from fullstory_source.warehouses import apply_warehouse_hints
 from fullstory_source.windows import format_time, parse_time
@@ -90,6 +91,7 @@ def run_pipeline(
     """Finish any load an earlier run left pending, then extract and load new windows."""
     summary = RunSummary()
     started = time.monotonic()
+    prefer_system_allocator()
     memory = duckdb_memory(pipeline)
     with memory.applied():
         if pipeline.has_pending_data:

@@ -159,3 +159,22 @@ def test_demo_runs_offline_as_a_command(tmp_path: Path) -> None:
     )
     assert events[0][0] > 1000 and events[0][1] == 4
     assert dlt.__version__.startswith("1.31")
+
+
+def test_the_command_has_arrow_allocate_with_malloc_unless_told_otherwise(
+    live_sandbox: Sandbox, command_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow as pa
+
+    initial = pa.default_memory_pool()
+    try:
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+        assert main(run_args(live_sandbox, "--types", "events", "--segment", "everyone")) == 0
+        assert pa.default_memory_pool().backend_name == "jemalloc"  # the user's choice stays
+
+        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL")
+        assert main(run_args(live_sandbox, "--types", "events", "--segment", "everyone")) == 0
+        assert pa.default_memory_pool().backend_name == "system"
+    finally:
+        pa.set_memory_pool(initial)
