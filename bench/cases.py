@@ -174,6 +174,7 @@ def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
         }
 
     import_rss = peak_rss_mb()
+    readers.prefer_system_allocator()  # as the command does
     exporter = Exporter(
         FullStoryClient(API_KEY, spec["base_url"]),
         download_session(60.0, 5, 1.0),

@@ -72,7 +72,7 @@ class DuckDBMemory:
     @contextmanager
     def applied(self) -> Iterator[DuckDBMemory]:
         """The cap in dlt's config for the destination, for the duration of the run only (the
-        command also runs in-process, in tests and in Airflow tasks)."""
+        command also runs in-process: in tests, or called from Python)."""
         if not self._ours:
             yield self
             return
