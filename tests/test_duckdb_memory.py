@@ -14,6 +14,7 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from fullstory_sandbox import Sandbox
+from fullstory_source import ConfigurationError
 from pipelines.duckdb_memory import GLOBAL_CONFIG_ENV, DuckDBMemory, duckdb_memory, parse_size
 from pipelines.fullstory_pipeline import main
 
@@ -72,10 +73,16 @@ def test_other_destinations_are_left_alone(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "size"), [("64MB", 64_000_000), ("1.5GiB", 1_610_612_736), ("512 KB", 512_000)]
+    ("text", "size"), [("64MB", 64_000_000), ("1.5GiB", 1_610_612_736), ("2000 KB", 2_000_000)]
 )
 def test_sizes_are_read_like_duckdb_writes_them(text: str, size: int) -> None:
     assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["0MB", "512KB", "lots", "64 apples", "-5MB"])
+def test_sizes_that_cannot_be_a_cap_are_refused(text: str) -> None:
+    with pytest.raises(ConfigurationError, match="is not a size of at least 1MB"):
+        parse_size(text)
 
 
 def test_a_bad_limit_is_a_clear_error_and_loads_nothing(
