@@ -246,6 +246,8 @@ def run_benchmark(
         shutil.rmtree(scratch, ignore_errors=True)
     result = summarize(measured, repeat)
     result["destination_config"] = destination_config
+    # what the pipeline case's DuckDB ran with when no destination config was given
+    result["command_duckdb_memory_limit"] = None if destination_config else _command_cap()
     return result
 
 
@@ -408,6 +410,14 @@ def targets(table: list[dict[str, Any]], ratios: list[dict[str, Any]]) -> dict[s
                     "met": growth <= TARGET_RSS_GROWTH,
                 }
     return out
+
+
+def _command_cap() -> str:
+    import dlt
+
+    from pipelines.duckdb_memory import CONFIG_KEY, DEFAULT_LIMIT
+
+    return str(dlt.config.get(CONFIG_KEY) or DEFAULT_LIMIT)
 
 
 def machine() -> dict[str, Any]:

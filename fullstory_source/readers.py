@@ -185,9 +185,9 @@ def release_memory() -> None:
 def prefer_system_allocator() -> None:
     """Have Arrow allocate with malloc, whose freed memory release_memory() hands back. Arrow's
     default allocator (mimalloc in the Linux wheels) keeps freed pages for reuse: a 5M-row CSV
-    window peaked at 310-312 MB with it, 291 MB with malloc, at the same speed. It is
-    process-wide, so the command calls it, not the source; ARROW_DEFAULT_MEMORY_POOL, when set,
-    wins."""
+    window peaked at 310-312 MB with it and 304 MB with malloc (full benchmark runs; 291 MB in a
+    run of that case alone). It is process-wide, so the command calls it, not the source;
+    ARROW_DEFAULT_MEMORY_POOL, when set, wins."""
     if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         pa.set_memory_pool(pa.system_memory_pool())
 

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import dlt
+import duckdb
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from fullstory_source import ConfigurationError
@@ -38,10 +39,13 @@ CONFIG_KEY = "fullstory_pipeline.duckdb_memory_limit"
 DEFAULT_LIMIT = "64MB"
 THREADS = 1  # under the same cap a second thread was slower: 12.1 vs 9.5 s for 1M rows
 GLOBAL_CONFIG_ENV = "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG"
+# dlt retries a job that failed with a transient error (DuckDB's out-of-memory is one) 5 times
+# before the load step fails; under the command's cap one failure is enough to raise it
+RETRIES_ENV = "LOAD__RAISE_ON_MAX_RETRIES"
 _USER_KEY = "destination.duckdb.credentials.global_config"
 _OFF = {"", "off", "none", "0"}
 _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
-_UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3}
+_UNITS |= {"tb": 1000**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
 
 
 def parse_size(text: str) -> int:
@@ -68,24 +72,27 @@ class DuckDBMemory:
     def __init__(self, limit: int | None, ceiling: int | None = None) -> None:
         self.limit = limit
         self.ceiling = ceiling or _duckdb_default_limit()
-        self._ours = limit is not None  # only then does the command touch DuckDB's config
+        self._sets_config = limit is not None
 
     @contextmanager
     def applied(self) -> Iterator[DuckDBMemory]:
         """The cap in dlt's config for the destination, for the duration of the run only (the
         command also runs in-process: in tests, or called from Python)."""
-        if not self._ours:
+        if not self._sets_config:
             yield self
             return
-        previous = os.environ.get(GLOBAL_CONFIG_ENV)
+        previous = {name: os.environ.get(name) for name in (GLOBAL_CONFIG_ENV, RETRIES_ENV)}
         try:
             self._set_env()
+            if dlt.config.get("load.raise_on_max_retries") is None:
+                os.environ[RETRIES_ENV] = "1"
             yield self
         finally:
-            if previous is None:
-                os.environ.pop(GLOBAL_CONFIG_ENV, None)
-            else:
-                os.environ[GLOBAL_CONFIG_ENV] = previous
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     def run(self, pipeline: dlt.Pipeline, step: Callable[[], Any]) -> None:
         """Run a dlt step that ends in a load. If DuckDB runs out of its cap while loading, raise
@@ -153,11 +160,11 @@ def out_of_memory(error: BaseException) -> bool:
 
 
 def _configured(key: str) -> bool:
-    return dlt.secrets.get(key) is not None or dlt.config.get(key) is not None
+    return dlt.secrets.get(key) is not None  # env or secrets.toml: dlt takes credentials only there
 
 
 def _duckdb_default_limit() -> int:
-    try:
-        return int(0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # not POSIX
-        return 8 * 1000**3
+    """DuckDB's own default cap: 80 % of the memory it sees (a container's limit, not the host's)."""
+    with duckdb.connect() as con:
+        row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    return parse_size(str(row[0]) if row else "1GB")

@@ -21,6 +21,7 @@ def isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "DESTINATION__DUCKDB__CREDENTIALS",
         "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG",
         "FULLSTORY_PIPELINE__DUCKDB_MEMORY_LIMIT",
+        "LOAD__RAISE_ON_MAX_RETRIES",
     ):
         monkeypatch.delenv(name, raising=False)
 

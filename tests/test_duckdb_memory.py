@@ -10,12 +10,19 @@ from datetime import timedelta
 from pathlib import Path
 
 import dlt
+import duckdb
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from fullstory_sandbox import Sandbox
 from fullstory_source import ConfigurationError
-from pipelines.duckdb_memory import GLOBAL_CONFIG_ENV, DuckDBMemory, duckdb_memory, parse_size
+from pipelines.duckdb_memory import (
+    GLOBAL_CONFIG_ENV,
+    RETRIES_ENV,
+    DuckDBMemory,
+    duckdb_memory,
+    parse_size,
+)
 from pipelines.fullstory_pipeline import main
 
 from .support import DAY1, DAY2, loaded_multiset, make_pipeline
@@ -40,8 +47,25 @@ def test_the_command_caps_duckdb_while_it_runs_and_restores_the_config_after(dat
     with memory.applied():
         assert duckdb_setting(pipeline, "memory_limit") == "61.0 MiB"  # DuckDB shows MiB
         assert duckdb_setting(pipeline, "threads") == 1
+        assert os.environ[RETRIES_ENV] == "1"  # one failed load per cap level, not dlt's 5
     assert GLOBAL_CONFIG_ENV not in os.environ
+    assert RETRIES_ENV not in os.environ
     assert duckdb_setting(pipeline, "memory_limit") != "61.0 MiB"  # DuckDB's default again
+
+
+def test_dlt_retries_configured_by_the_user_stay(database: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(RETRIES_ENV, "3")
+    with duckdb_memory(make_pipeline(database)).applied():
+        assert os.environ[RETRIES_ENV] == "3"
+    assert os.environ[RETRIES_ENV] == "3"
+
+
+def test_the_cap_is_raised_at_most_to_duckdbs_own_default(database: Path) -> None:
+    memory = duckdb_memory(make_pipeline(database))
+    assert memory.ceiling > 64 * 1000**2
+    with duckdb.connect() as con:
+        default = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    assert memory.ceiling == parse_size(default)
 
 
 def test_a_configured_limit_and_off(database: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,7 +133,6 @@ def test_a_merge_that_outgrows_the_cap_is_loaded_again_with_more_memory_exactly_
     # 1 MB is too little for DuckDB to load or merge even this small window, and to read the
     # pipeline state once there is one: each command has to grow the cap, step by step
     monkeypatch.setenv("FULLSTORY_PIPELINE__DUCKDB_MEMORY_LIMIT", "1MB")
-    monkeypatch.setenv("LOAD__RAISE_ON_MAX_RETRIES", "1")  # fail fast instead of dlt's 5 attempts
     day = ["--start", "2026-10-01T00:00:00Z", "--end", "2026-10-02T00:00:00Z"]
     with caplog.at_level(logging.WARNING, logger="fullstory_pipeline"):
         assert main(["run", *connection(live_sandbox), "--window", "6h", *day]) == 0
@@ -117,8 +140,8 @@ def test_a_merge_that_outgrows_the_cap_is_loaded_again_with_more_memory_exactly_
     messages = [r.getMessage() for r in caplog.records if r.getMessage().startswith("DuckDB needed more")]
     assert any("loading the same package again" in m for m in messages), messages
     assert any("to read the pipeline state; starting again" in m for m in messages), messages
-    assert any(m.endswith("with 2000KB") for m in messages)
-    assert live_sandbox.created_exports() and len(live_sandbox.created_exports()) == 5  # 4 + 1, none twice
+    assert any(m.endswith("with 2000KB") for m in messages), messages
+    assert len(live_sandbox.created_exports()) == 5  # 4 windows + the backfill's one, none twice
     # the 1d window replaced the four 6h windows' rows: each event once, none lost
     expected = expected_events(live_sandbox, SEGMENT, DAY1, DAY2, timedelta(days=1))
     assert loaded_multiset(command_env, "events") == expected
