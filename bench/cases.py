@@ -62,18 +62,18 @@ def bench_source(spec: dict[str, Any], work: Path) -> Any:
 
 def peak_rss_mb() -> float:
     """This process's peak resident set size (VmHWM), in MB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return _status_mb("VmHWM:")
 
 
 def rss_mb() -> float:
     """This process's resident set size now (VmRSS), in MB."""
+    return _status_mb("VmRSS:")
+
+
+def _status_mb(field: str) -> float:
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     return 0.0
 

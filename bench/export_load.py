@@ -179,7 +179,6 @@ def run_benchmark(
     """Measure every planned case; `reference_sizes` (default: the smallest size) are the sizes
     at which the DuckDB references run next to the pipeline, `naive_rows` (default: the
     smallest size) the one size at which the slow naive case runs."""
-    from fullstory_sandbox import Sandbox
     from fullstory_source.readers import column_type
 
     naive_rows = naive_rows or min(sizes)
@@ -211,14 +210,7 @@ def run_benchmark(
                         }
                         if case == "duckdb_typed":
                             spec["types"] = {key: column_type(key) for key in keys}
-                        with Sandbox(
-                            api_key=cases.API_KEY,
-                            flavor="live",
-                            events_per_hour=export.events_per_hour,
-                            operation_polls=1,
-                            workdir=str(work / "sandbox"),
-                            export_cache_dir=str(cache_dir),
-                        ) as sandbox:
+                        with serving(export, work, cache_dir) as sandbox:
                             spec["base_url"] = sandbox.base_url
                             # the pipeline reads the project's .dlt/config.toml; naive gets dlt defaults
                             result = measure(
@@ -247,7 +239,9 @@ def run_benchmark(
     result = summarize(measured, repeat)
     result["destination_config"] = destination_config
     # what the pipeline case's DuckDB ran with when no destination config was given
-    result["command_duckdb_memory_limit"] = None if destination_config else _command_cap()
+    from pipelines.duckdb_memory import configured_limit
+
+    result["command_duckdb_memory_limit"] = None if destination_config else configured_limit()
     return result
 
 
@@ -261,8 +255,6 @@ def profile(
     """Where the pipeline's time goes, stage by stage (one child process). With
     `release_after_extract`, freed memory is handed back to the system between dlt's extract
     and load steps (what running the steps one by one could do)."""
-    from fullstory_sandbox import Sandbox
-
     export = cache.ensure_exports(cache_dir, rows, [export_format])[export_format]
     scratch = Path(tempfile.mkdtemp(prefix="fullstory-profile-"))
     try:
@@ -273,19 +265,26 @@ def profile(
             "workdir": str(scratch),
             "release_after_extract": release_after_extract,
         }
-        with Sandbox(
-            api_key=cases.API_KEY,
-            flavor="live",
-            events_per_hour=export.events_per_hour,
-            operation_polls=1,
-            workdir=str(scratch / "sandbox"),
-            export_cache_dir=str(cache_dir),
-        ) as sandbox:
+        with serving(export, scratch, cache_dir) as sandbox:
             spec["base_url"] = sandbox.base_url
             result = measure(spec, ROOT, destination_config)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {"format": export_format, "gz_bytes": export.gz_bytes, "raw_bytes": export.raw_bytes, **result}
+
+
+def serving(export: cache.CachedExport, work: Path, cache_dir: Path) -> Any:
+    """The sandbox that serves the cached export file over HTTP, as FullStory would."""
+    from fullstory_sandbox import Sandbox
+
+    return Sandbox(
+        api_key=cases.API_KEY,
+        flavor="live",
+        events_per_hour=export.events_per_hour,
+        operation_polls=1,
+        workdir=str(work / "sandbox"),
+        export_cache_dir=str(cache_dir),
+    )
 
 
 def render_profile(result: dict[str, Any]) -> str:
@@ -410,14 +409,6 @@ def targets(table: list[dict[str, Any]], ratios: list[dict[str, Any]]) -> dict[s
                     "met": growth <= TARGET_RSS_GROWTH,
                 }
     return out
-
-
-def _command_cap() -> str:
-    import dlt
-
-    from pipelines.duckdb_memory import CONFIG_KEY, DEFAULT_LIMIT
-
-    return str(dlt.config.get(CONFIG_KEY) or DEFAULT_LIMIT)
 
 
 def machine() -> dict[str, Any]:

@@ -140,11 +140,16 @@ def duckdb_memory(pipeline: dlt.Pipeline) -> DuckDBMemory:
     if _configured(_USER_KEY):
         logger.info("DuckDB's global_config is configured: the command leaves DuckDB's memory to it")
         return DuckDBMemory(None)
-    setting = dlt.config.get(CONFIG_KEY)
-    text = DEFAULT_LIMIT if setting is None else str(setting)
+    text = configured_limit()
     if text.strip().lower() in _OFF:
         return DuckDBMemory(None)
     return DuckDBMemory(parse_size(text))
+
+
+def configured_limit() -> str:
+    """`duckdb_memory_limit` as configured, or the default."""
+    setting = dlt.config.get(CONFIG_KEY)
+    return DEFAULT_LIMIT if setting is None else str(setting)
 
 
 def out_of_memory(error: BaseException) -> bool:

@@ -16,6 +16,8 @@ import requests
 
 from fullstory_sandbox import DEFAULT_SEGMENTS, Fault, Sandbox, events, individuals, write_export
 
+from .support import csv_cell
+
 DAY = datetime(2026, 10, 1, tzinfo=UTC)
 NEXT_DAY = DAY + timedelta(days=1)
 SEGMENT = "checkout-abandoners"
@@ -80,16 +82,7 @@ def parse(payload: bytes, fmt: str) -> list[dict[str, Any]]:
 
 
 def as_csv_cells(row: dict[str, Any], columns: list[str]) -> dict[str, str]:
-    def cell(value: Any) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, list):
-            return json.dumps(value, ensure_ascii=False)
-        return str(value)
-
-    return {column: cell(row.get(column)) for column in columns}
+    return {column: csv_cell(row.get(column)) for column in columns}
 
 
 # Data
