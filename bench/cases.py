@@ -60,6 +60,24 @@ def bench_source(spec: dict[str, Any], work: Path) -> Any:
     return fullstory_source(**bench_source_args(spec, work))
 
 
+def bench_pipeline(name: str, database: Path, work: Path) -> Any:
+    """A dlt pipeline into a DuckDB file, with its working dir inside the case's scratch dir."""
+    import dlt
+
+    return dlt.pipeline(
+        pipeline_name=name,
+        destination=dlt.destinations.duckdb(str(database)),
+        dataset_name="fullstory",
+        pipelines_dir=str(work / "pipelines"),
+    )
+
+
+def step_seconds(pipeline: Any) -> dict[str, float]:
+    """Seconds of each dlt step (extract, normalize, load) of the pipeline's last run."""
+    steps = pipeline.last_trace.steps
+    return {step.step: (step.finished_at - step.started_at).total_seconds() for step in steps}
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set size (VmHWM), in MB."""
     return _status_mb("VmHWM:")
@@ -107,25 +125,17 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
-    import dlt
 
     from pipelines.fullstory_pipeline import run_pipeline as run_command
 
     work = Path(spec["workdir"])
     database = work / "pipeline.duckdb"
-    pipeline = dlt.pipeline(
-        pipeline_name="fullstory_bench",
-        destination=dlt.destinations.duckdb(str(database)),
-        dataset_name="fullstory",
-        pipelines_dir=str(work / "pipelines"),
-    )
+    pipeline = bench_pipeline("fullstory_bench", database, work)
     started = time.perf_counter()
     # what `fullstory-pipeline run` does, its DuckDB memory cap included
     run_command(pipeline, interactive=False, **bench_source_args(spec, work))
     seconds = time.perf_counter() - started
-    steps = {
-        step.step: (step.finished_at - step.started_at).total_seconds() for step in pipeline.last_trace.steps
-    }
+    steps = step_seconds(pipeline)
     import duckdb
 
     with duckdb.connect(str(database), read_only=True) as con:
@@ -149,8 +159,6 @@ def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
     (extract repeats download and parse; extract minus both is dlt's writing of the batches)."""
     import zlib
     from contextlib import contextmanager
-
-    import dlt
 
     from fullstory_source import readers
     from fullstory_source.client import FullStoryClient, download_session
@@ -203,12 +211,7 @@ def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
             rows += batch.num_rows
     export.path.unlink()
 
-    pipeline = dlt.pipeline(
-        pipeline_name="fullstory_profile",
-        destination=dlt.destinations.duckdb(str(work / "profile.duckdb")),
-        dataset_name="fullstory",
-        pipelines_dir=str(work / "pipelines"),
-    )
+    pipeline = bench_pipeline("fullstory_profile", work / "profile.duckdb", work)
     source = bench_source(spec, work)
     with duckdb_memory(pipeline).applied():  # the command's cap on DuckDB, as in the pipeline case
         with stage("dlt extract"):
@@ -342,18 +345,11 @@ def run_naive(spec: dict[str, Any]) -> dict[str, Any]:
         path.unlink()
 
     database = work / "naive.duckdb"
-    pipeline = dlt.pipeline(
-        pipeline_name="fullstory_naive",
-        destination=dlt.destinations.duckdb(str(database)),
-        dataset_name="fullstory",
-        pipelines_dir=str(work / "pipelines"),
-    )
+    pipeline = bench_pipeline("fullstory_naive", database, work)
     started = time.perf_counter()
     pipeline.run(events())
     seconds = time.perf_counter() - started
-    steps = {
-        step.step: (step.finished_at - step.started_at).total_seconds() for step in pipeline.last_trace.steps
-    }
+    steps = step_seconds(pipeline)
     import duckdb
 
     with duckdb.connect(str(database), read_only=True) as con:
