@@ -272,7 +272,8 @@ def _export_windows(export_type: str, run: _Run) -> Iterator[Any]:
         if finished.error is not None:
             if run.report is None:
                 raise finished.error
-            logger.error("%s", finished.error)
+            # recorded in the report: the caller (the command's display) shows it once, in full
+            logger.info("window failed: %s", finished.error)
             run.report.add(
                 WindowOutcome(job, "failed", kind=kind, seconds=finished.seconds, error=str(finished.error))
             )

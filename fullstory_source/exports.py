@@ -195,9 +195,16 @@ class Exporter:
         )
 
     # -- 4. download -------------------------------------------------------------------------
-    def download(self, job: ExportJob, operation_id: str, operation: dict[str, Any]) -> DownloadedExport:
+    def download(
+        self,
+        job: ExportJob,
+        operation_id: str,
+        operation: dict[str, Any],
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> DownloadedExport:
         """Stream the file to disk; on an expired link, a broken connection or a damaged
-        gzip, start again from the beginning with a fresh link."""
+        gzip, start again from the beginning with a fresh link. `on_bytes` hears the bytes
+        received so far (progress displays)."""
         attempts = self.options.download_attempts
         problems: list[str] = []
         for attempt in range(1, attempts + 1):
@@ -205,7 +212,7 @@ class Exporter:
                 operation = self.operation(job, operation_id)
             url = self.link(job, operation)
             try:
-                return self._fetch(job, operation_id, url)
+                return self._fetch(job, operation_id, url, on_bytes)
             except _RetryableDownload as problem:
                 problems.append(str(problem))
                 logger.warning("download of %s, attempt %d/%d: %s", job, attempt, attempts, problem)
@@ -215,7 +222,9 @@ class Exporter:
             "its cursor did not move; run again."
         )
 
-    def _fetch(self, job: ExportJob, operation_id: str, url: str) -> DownloadedExport:
+    def _fetch(
+        self, job: ExportJob, operation_id: str, url: str, on_bytes: Callable[[int], None] | None = None
+    ) -> DownloadedExport:
         target = self._target(job)
         # No auth header: the link is presigned (see client.py)
         try:
@@ -233,6 +242,8 @@ class Exporter:
                     for chunk in response.iter_content(_CHUNK):
                         check.feed(chunk)
                         out.write(chunk)
+                        if on_bytes:
+                            on_bytes(check.received)
             except RequestException as error:
                 target.unlink(missing_ok=True)
                 raise _RetryableDownload(f"connection broke mid-download ({type(error).__name__})") from None

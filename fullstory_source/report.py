@@ -27,6 +27,7 @@ class LiveState:
     state: str  # Starting, Running, Downloading, Loading, Completed, Failed
     percent: float | None = None
     rows: int = 0
+    bytes: int = 0  # downloaded so far
 
 
 @dataclass
@@ -44,7 +45,12 @@ class RunReport:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def update(
-        self, job: ExportJob, state: str, percent: float | None = None, rows: int | None = None
+        self,
+        job: ExportJob,
+        state: str,
+        percent: float | None = None,
+        rows: int | None = None,
+        bytes_downloaded: int | None = None,
     ) -> None:
         with self._lock:
             live = self.live.setdefault(job, LiveState(state))
@@ -53,6 +59,8 @@ class RunReport:
                 live.percent = percent
             if rows is not None:
                 live.rows = rows
+            if bytes_downloaded is not None:
+                live.bytes = bytes_downloaded
         if self.listener:
             self.listener(job, live)
 

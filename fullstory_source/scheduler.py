@@ -22,7 +22,8 @@ from .journal import OperationJournal
 
 logger = logging.getLogger(__name__)
 
-Listener = Callable[[ExportJob, str, "float | None"], None]
+# (job, state, percent, *, bytes_downloaded=None): RunReport.update
+Listener = Callable[..., None]
 
 
 @dataclass
@@ -61,7 +62,7 @@ class ExportScheduler:
         listener: Listener | None = None,
     ) -> None:
         self.exporter = exporter
-        self.listener = listener or (lambda job, state, pct: None)
+        self.listener = listener or (lambda job, state, pct, **progress: None)
         self._pool = ThreadPoolExecutor(max_workers=max(1, max_concurrent), thread_name_prefix="fullstory")
         self._rate = CreateRateLimit(creates_per_minute)
         self._closed = threading.Event()
@@ -105,7 +106,12 @@ class ExportScheduler:
             else:
                 finished.operation_id, operation = self._create_and_wait(job)
             self.listener(job, "Downloading", 100.0)
-            finished.export = self.exporter.download(job, finished.operation_id, operation)
+            finished.export = self.exporter.download(
+                job,
+                finished.operation_id,
+                operation,
+                on_bytes=lambda received: self.listener(job, "Downloading", None, bytes_downloaded=received),
+            )
         except FullStoryError as error:
             finished.error = error
         except Exception as error:  # a bug or an unexpected library error: report it with the job
