@@ -18,10 +18,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from fullstory_sandbox import Sandbox
 from fullstory_source.readers import read_export
 from fullstory_source.tables import mark_batch
 
-from .support import csv_cell
+from .support import csv_cell, make_pipeline, query, source
 
 FORMATS = ("json", "ndjson", "csv")
 WINDOW_START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -319,3 +320,36 @@ def test_through_dlt_our_segment_id_stays_the_merge_key(tmp_path: Path) -> None:
             "FROM fullstory.events GROUP BY ALL"
         ).fetchall()
     assert got == [("everyone", "theirs", "no", 3)]
+
+
+def test_a_sandbox_window_loads_absent_text_as_null_and_newer_fields_typed(
+    live_sandbox: Sandbox, database: Path
+) -> None:
+    """Through the whole source: FullStory's "" (no sub type, no custom name...) is NULL, and
+    the newer export fields the sandbox sends have their documented types."""
+    make_pipeline(database).run(
+        source(
+            live_sandbox,
+            segment_ids=["everyone"],
+            export_types=["events"],
+            start_date="2026-10-01T00:00:00Z",
+            end_date="2026-10-01T06:00:00Z",
+        )
+    )
+    empty, null, total = query(
+        database,
+        "SELECT count(*) FILTER (WHERE event_sub_type = ''), count(*) FILTER (WHERE event_sub_type IS NULL), "
+        "count(*) FROM fullstory.events",
+    )[0]
+    assert total > 10 and empty == 0 and 0 < null < total
+    types = dict(
+        query(
+            database,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'fullstory' AND table_name = 'events'",
+        )
+    )
+    assert types["event_cumulative_layout_shift"] == "DOUBLE"
+    for column in ("page_num_events", "page_num_derived_events", "load_largest_paint_time"):
+        assert types[column] == "BIGINT", column
+    assert types["event_target_selector"] == "VARCHAR"
