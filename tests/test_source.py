@@ -254,7 +254,7 @@ def test_failed_operation_fails_the_run_and_moves_no_cursor(live_sandbox: Sandbo
     assert "events" not in tables(database)
 
 
-def test_with_a_report_other_segments_still_load(live_sandbox: Sandbox, database: Path) -> None:
+def test_recording_window_errors_lets_other_segments_load(live_sandbox: Sandbox, database: Path) -> None:
     pipeline = make_pipeline(database)
     broken, healthy = "everyone", "power-users"
     live_sandbox.faults.fail_operations(error_details="boom", segment_id=broken)
@@ -265,7 +265,7 @@ def test_with_a_report_other_segments_still_load(live_sandbox: Sandbox, database
         start_date=format_time(DAY1),
         end_date=format_time(DAY2),
     )
-    pipeline.run(source(live_sandbox, report=report, **args))
+    pipeline.run(source(live_sandbox, events=report, on_window_error="record", **args))
 
     # windows run concurrently, so any one of the four windows of `broken` may be the failed one
     assert len(report.failures) == 1
@@ -286,7 +286,7 @@ def test_with_a_report_other_segments_still_load(live_sandbox: Sandbox, database
     assert all(error is None for *_, status, error in runs if status == "Completed")
 
     # the next run retries the failed segment from its first window and ends exact
-    pipeline.run(source(live_sandbox, report=RunReport(), **args))
+    pipeline.run(source(live_sandbox, on_window_error="record", **args))
     assert loaded_multiset(database, "events") == all_rows
     statuses = query(database, "SELECT status, count(*) FROM fullstory.export_runs GROUP BY 1")
     assert statuses == [("Completed", 8)]
