@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from dlt.pipeline.helpers import drop
 
 from fullstory_sandbox import Sandbox
 from fullstory_source import ConfigurationError, ExportFailedError, RunReport
@@ -307,6 +309,9 @@ def test_recording_window_errors_lets_other_segments_load(live_sandbox: Sandbox,
         ({"start_date": "yesterday"}, "start_date='yesterday' is not an RFC 3339 time"),
         ({"fields": ["EventStart", "IndvId", "EventStart"]}, "fields lists ['EventStart'] more than once"),
         ({"timezone": "Mars/Olympus"}, "not an IANA time zone"),
+        ({"max_concurrent_exports": 0}, "max_concurrent_exports=0 must be a whole number, at least 1"),
+        ({"poll_interval": -1}, "poll_interval=-1 must be greater than 0"),
+        ({"on_window_error": "ignore"}, "on_window_error='ignore' is unknown"),
     ],
 )
 def test_bad_configuration_is_refused_before_any_request(
@@ -317,6 +322,33 @@ def test_bad_configuration_is_refused_before_any_request(
         source(live_sandbox, **args)
     assert expected in str(raised.value)
     assert live_sandbox.requests() == []
+
+
+def test_building_the_source_starts_nothing(live_sandbox: Sandbox, tmp_path: Path) -> None:
+    threads = threading.active_count()
+    source(live_sandbox, download_dir=str(tmp_path / "downloads"), start_date=format_time(DAY1))
+    assert threading.active_count() == threads
+    assert not (tmp_path / "downloads").exists()
+    assert live_sandbox.requests() == []
+
+
+def test_export_runs_is_its_own_table_and_survives_dropping_an_export_table(
+    live_sandbox: Sandbox, database: Path
+) -> None:
+    pipeline = make_pipeline(database)
+    args = dict(segment_ids=[SEGMENT], start_date=format_time(DAY1), end_date=format_time(DAY2))
+    pipeline.run(source(live_sandbox, **args))
+    schema = pipeline.default_schema
+    runs = schema.tables["export_runs"]
+    assert runs["resource"] == "export_runs"
+    # none of the export tables' hints leak into it
+    assert not any(c.get("merge_key") or c.get("dedup_sort") for c in runs["columns"].values())
+    assert {c for c, col in runs["columns"].items() if col.get("primary_key")} == {"id"}
+
+    drop(pipeline, resources=["individuals"])
+    assert "individuals" not in tables(database)
+    assert {"events", "export_runs"} <= tables(database)
+    assert query(database, "SELECT count(*) FROM fullstory.export_runs") == [(8,)]
 
 
 def test_unknown_segment_fails_before_any_export(live_sandbox: Sandbox, database: Path) -> None:
