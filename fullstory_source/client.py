@@ -32,6 +32,14 @@ logger = logging.getLogger(__name__)
 REGION_URLS = {"us": "https://api.fullstory.com", "eu1": "https://api.eu1.fullstory.com"}
 
 
+def require_api_key(api_key: str | None) -> None:
+    if not api_key or not str(api_key).strip():
+        raise ConfigurationError(
+            "No FullStory API key: set SOURCES__FULLSTORY__API_KEY or api_key in "
+            ".dlt/secrets.toml under [sources.fullstory]"
+        )
+
+
 def resolve_base_url(base_url: str | None, region: str | None, api_key: str) -> str:
     """`base_url` wins; else `region`; else an `eu1.` key means the EU host; else the US host."""
     if base_url:
@@ -135,11 +143,7 @@ class FullStoryClient:
         backoff_factor: float = 1.0,
         max_retry_delay: float = 300.0,
     ) -> None:
-        if not api_key or not str(api_key).strip():
-            raise ConfigurationError(
-                "No FullStory API key: set SOURCES__FULLSTORY__API_KEY or api_key in "
-                ".dlt/secrets.toml under [sources.fullstory]"
-            )
+        require_api_key(api_key)
         self.base_url = check_base_url(base_url)
         redact_query_strings_in_logs()
         retry = {

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .batch_imports import validate_job_ids
-from .client import resolve_base_url
+from .client import require_api_key, resolve_base_url
 from .errors import ConfigurationError
 from .registry import DIALECTS, EXPORT_FORMATS, EXPORT_TYPES, Dialect
 from .request_fields import request_extras
@@ -100,6 +100,7 @@ def as_list(value: str | Sequence[str] | None, name: str) -> tuple[str, ...] | N
 def configure(values: dict[str, Any], now: datetime | None = None) -> SourceConfig:
     """`values`: the source's arguments by name (see `fullstory_source`)."""
     v = values
+    require_api_key(v["api_key"])
     flavor = v["api_flavor"]
     if flavor not in DIALECTS:
         raise ConfigurationError(f"api_flavor={flavor!r} is unknown; use 'live' or 'spec'")

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from dlt.pipeline.helpers import drop
+from dlt.pipeline.helpers import pipeline_drop
 
 from fullstory_sandbox import Sandbox
 from fullstory_source import ConfigurationError, ExportFailedError, RunReport
@@ -345,7 +345,7 @@ def test_export_runs_is_its_own_table_and_survives_dropping_an_export_table(
     assert not any(c.get("merge_key") or c.get("dedup_sort") for c in runs["columns"].values())
     assert {c for c, col in runs["columns"].items() if col.get("primary_key")} == {"id"}
 
-    drop(pipeline, resources=["individuals"])
+    pipeline_drop(pipeline, resources=["individuals"])()  # `dlt pipeline <name> drop individuals`
     assert "individuals" not in tables(database)
     assert {"events", "export_runs"} <= tables(database)
     assert query(database, "SELECT count(*) FROM fullstory.export_runs") == [(8,)]
