@@ -167,9 +167,9 @@ def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
     from fullstory_source.exports import ExportApi, ExportJob
     from fullstory_source.journal import OperationJournal
     from fullstory_source.lifecycle import ExportServices, export_window
+    from fullstory_source.readers import read_export
     from fullstory_source.registry import LIVE
     from fullstory_source.scheduler import TokenBucket
-    from fullstory_source.readers import read_export
     from fullstory_source.windows import Window, parse_time
     from pipelines.duckdb_memory import duckdb_memory
 

@@ -24,7 +24,14 @@ from typing import Any
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from fullstory_source import Backfill, ConfigurationError, FullStoryError, RunReport, fan_out, fullstory_source
+from fullstory_source import (
+    Backfill,
+    ConfigurationError,
+    FullStoryError,
+    RunReport,
+    fan_out,
+    fullstory_source,
+)
 from fullstory_source.errors import root_cause
 from fullstory_source.plans import backfill_progress
 from fullstory_source.readers import prefer_system_allocator
