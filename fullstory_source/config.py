@@ -3,6 +3,11 @@
 `configure(...)` takes the flat values dlt injects from `[sources.fullstory]` (config.toml, env
 vars, arguments) and returns one `SourceConfig` of five groups: connection, retries, polling,
 windows, exports (and batch imports). Nothing else reads raw config values.
+
+The groups are frozen dataclasses, not dlt configuration specs: dlt resolves the flat arguments
+of `fullstory_source` (so every key and env var name, SOURCES__FULLSTORY__WINDOW, ... stays as
+it was), and this module turns them into groups. Making the groups dlt specs would change the
+config sections users have written ([sources.fullstory.polling] ...); not done.
 """
 
 from __future__ import annotations
