@@ -48,7 +48,7 @@ def timed_run(sandbox: Sandbox, workdir: Path, segments: list[str], types: list[
         on_window_error="record",
     )
     started = time.perf_counter()
-    pipeline.run(source.with_resources(*types))
+    pipeline.run(source.with_resources(*types, "export_runs"))
     elapsed = time.perf_counter() - started
     assert not report.failures, report.failures
     return elapsed, len(report.loaded)

@@ -35,6 +35,7 @@ from fullstory_source import (
 from fullstory_source.errors import root_cause
 from fullstory_source.plans import backfill_progress
 from fullstory_source.readers import prefer_system_allocator
+from fullstory_source.registry import EXPORT_TYPES
 from fullstory_source.runs import RUNS_TABLE, backfills_resource
 from fullstory_source.windows import format_time, parse_time
 
@@ -115,7 +116,9 @@ def run_pipeline(
                     f"unknown resource(s) {unknown}; this run has {sorted(source.resources)} "
                     "(batch import resources need --batch-job or batch_import_job_ids)"
                 )
-            source = source.with_resources(*resources)
+            exporting = any(name in EXPORT_TYPES for name in resources)
+            # the run records of the selected export resources come along
+            source = source.with_resources(*resources, *([RUNS_TABLE] if exporting else []))
 
         def run_source() -> None:
             try:
