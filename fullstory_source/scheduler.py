@@ -20,22 +20,29 @@ R = TypeVar("R")
 
 
 class TokenBucket:
-    def __init__(self, per_minute: float, burst: int) -> None:
+    def __init__(
+        self,
+        per_minute: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.rate = per_minute / 60.0  # tokens per second
         self.capacity = float(max(1, burst))
+        self._clock, self._sleep = clock, sleep
         self._tokens = self.capacity
-        self._stamp = time.monotonic()
+        self._stamp = clock()
         self._lock = threading.Lock()
 
     def take(self) -> float:
         """Wait for a token; returns the seconds waited."""
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
             self._tokens -= 1.0  # may go negative: a debt later callers wait out in turn
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        time.sleep(wait)
+        self._sleep(wait)
         return wait
 
 

@@ -7,40 +7,74 @@ import threading
 from fullstory_source.scheduler import ExportPool, TokenBucket
 
 
+class FakeClock:
+    """Time that moves only when the bucket sleeps (or the test says so)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def bucket(per_minute: float, burst: int) -> tuple[TokenBucket, FakeClock]:
+    clock = FakeClock()
+    return TokenBucket(per_minute, burst, clock=clock, sleep=clock.sleep), clock
+
+
 def test_a_full_bucket_lets_a_burst_through_without_waiting() -> None:
-    bucket = TokenBucket(per_minute=6000, burst=8)
-    assert [bucket.take() for _ in range(8)] == [0.0] * 8
+    creates, _ = bucket(per_minute=60, burst=8)
+    assert [creates.take() for _ in range(8)] == [0.0] * 8
 
 
 def test_after_the_burst_creates_are_paced_at_the_rate() -> None:
-    bucket = TokenBucket(per_minute=6000, burst=2)  # one token every 10 ms
-    bucket.take(), bucket.take()
-    waits = [bucket.take() for _ in range(3)]
-    assert all(0 < wait <= 0.01 for wait in waits)
+    creates, clock = bucket(per_minute=60, burst=2)  # one token a second
+    creates.take(), creates.take()
+    assert [creates.take() for _ in range(3)] == [1.0, 1.0, 1.0]
+    assert clock.now == 3.0
+
+
+def test_an_idle_bucket_fills_up_to_the_burst_again() -> None:
+    creates, clock = bucket(per_minute=60, burst=3)
+    for _ in range(3):
+        creates.take()
+    clock.now += 100.0  # idle far longer than it takes to refill
+    assert [creates.take() for _ in range(4)] == [0.0, 0.0, 0.0, 1.0]
 
 
 def test_a_burst_of_one_is_even_spacing() -> None:
-    bucket = TokenBucket(per_minute=6000, burst=1)
-    assert bucket.take() == 0.0
-    assert bucket.take() > 0
+    creates, _ = bucket(per_minute=120, burst=1)
+    assert [creates.take() for _ in range(3)] == [0.0, 0.5, 0.5]
 
 
 def test_the_pool_returns_every_result_and_runs_at_most_max_concurrent() -> None:
     pool = ExportPool(max_concurrent=3)
-    running, peak, lock = 0, 0, threading.Lock()
-    release = threading.Event()
+    running, peak = 0, 0
+    changed, release = threading.Condition(), threading.Event()
 
     def work(item: int) -> int:
         nonlocal running, peak
-        with lock:
+        with changed:
             running += 1
             peak = max(peak, running)
-        release.wait(0.05)
-        with lock:
+            changed.notify_all()
+        release.wait()  # every export holds its slot until the test lets go
+        with changed:
             running -= 1
         return item * 2
 
-    assert sorted(pool.run(work, list(range(10)))) == [i * 2 for i in range(10)]
+    results: list[int] = []
+    consumer = threading.Thread(target=lambda: results.extend(pool.run(work, list(range(6)))))
+    consumer.start()
+    with changed:
+        assert changed.wait_for(lambda: running == 3, timeout=30)
+    assert peak == 3  # three started, the other three wait for a slot
+    release.set()
+    consumer.join()
+    assert sorted(results) == [i * 2 for i in range(6)]
     assert peak == 3
 
 
