@@ -155,8 +155,9 @@ class WindowExport:
         )
 
     # -- in the dlt resource: the rows -------------------------------------------------------
-    def rows(self, read: Reader) -> Iterator[Any]:
-        """The window's rows as typed Arrow batches, ready for dlt; deletes the file after."""
+    def rows(self, read: Reader, load_id: str) -> Iterator[Any]:
+        """The window's rows as typed Arrow batches, ready for dlt; deletes the file after.
+        Every row carries `_dlt_load_id` (dlt adds it only to rows it normalizes itself)."""
         export = self.download
         assert export is not None
         export_type = EXPORT_TYPES[self.job.export_type]
@@ -167,6 +168,7 @@ class WindowExport:
                 "segment_id": self.job.segment_id,
                 "window_start": self.job.window.start,
                 "window_end": self.job.window.end,
+                "_dlt_load_id": load_id,
             }
             batches = read(
                 export.path,

@@ -73,7 +73,7 @@ def _finish(export: WindowExport, plan: WindowPlan, run: ExportRun) -> Iterator[
         logger.error("%s", export.error)
         _record(export, run, outcome)
         return
-    yield from export.rows(read_export)
+    yield from export.rows(read_export, dlt.current.load_package_state()["load_id"])
     delta = plan.finished(export.job, export.rows_read)
     export.extracted()
     _log_extracted(export.job, kind, export.rows_read, delta)
