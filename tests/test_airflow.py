@@ -11,13 +11,15 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dlt
 import pytest
 
 from fullstory_sandbox import Sandbox
 from fullstory_sandbox.data import LateData
+from fullstory_source import ConfigurationError
 from fullstory_source.windows import format_time
 
 from .support import API_KEY, DAY1, expected_multiset, loaded_multiset, query
@@ -93,7 +95,6 @@ def test_each_run_exports_exactly_its_data_interval(late_sandbox: Sandbox, tmp_p
         },
     )
     airflow("db", "migrate")
-    assert "No data found" in airflow("dags", "list-import-errors")
     first, second = DAY1, DAY1 + HOUR  # data intervals [00:00, 01:00) and [01:00, 02:00)
 
     def exports() -> list[tuple[str, str, str]]:
@@ -146,6 +147,42 @@ def test_each_run_exports_exactly_its_data_interval(late_sandbox: Sandbox, tmp_p
         f"OR event_start >= '{(second + HOUR).isoformat()}'",
     )
     assert outside == [(0,)]
+
+
+def test_the_dag_module_without_airflow(
+    live_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Imported without Airflow the module defines no DAG; what a task runs, the source of one
+    segment and one data interval, loads exactly that interval of that segment, and intervals
+    the DAG cannot export exactly are refused with one clear line."""
+    from pipelines import airflow_dag
+
+    assert airflow_dag.dag is None and not hasattr(airflow_dag, "fullstory")
+    assert airflow_dag.pipeline_name("power-users") == "fullstory_power_users"
+    monkeypatch.setenv("SOURCES__FULLSTORY__API_KEY", API_KEY)
+    monkeypatch.setenv("SOURCES__FULLSTORY__BASE_URL", live_sandbox.base_url)
+    monkeypatch.setenv("SOURCES__FULLSTORY__POLL_INTERVAL", "0.01")
+    end = DAY1 + 2 * HOUR
+    bigquery_source = airflow_dag.interval_source("power-users", DAY1, end, "bigquery")
+    assert bigquery_source.resources["events"].columns["event_start"]["x-bigquery-partition"] is True
+    with pytest.raises(ConfigurationError, match=r"not a whole number of 1:00:00 windows"):
+        airflow_dag.interval_source("everyone", DAY1 + HOUR / 2, end, "duckdb")
+    with pytest.raises(RuntimeError, match=r"not ready before .* \(export delay 3:00:00\)"):
+        recent = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        airflow_dag.interval_source("everyone", recent - HOUR, recent, "duckdb")
+
+    database = tmp_path / "warehouse.duckdb"
+    pipeline = dlt.pipeline(
+        airflow_dag.pipeline_name("power-users"),
+        destination=dlt.destinations.duckdb(str(database)),
+        dataset_name="fullstory",
+    )
+    pipeline.run(airflow_dag.interval_source("power-users", DAY1, end, "duckdb"))
+    rows = query(database, "SELECT segment_id, count(*) FROM fullstory.events GROUP BY 1")
+    expected = len(live_sandbox.expected_rows("events", "power-users", DAY1, end))
+    assert rows == [("power-users", expected)]
+    starts = [e["timeRange"]["start"] for e in live_sandbox.created_exports() if e["type"] == "TYPE_EVENT"]
+    assert sorted(starts) == [format_time(DAY1), format_time(DAY1 + HOUR)]
 
 
 def test_airflow_venv_runs_this_checkout() -> None:
