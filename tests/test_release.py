@@ -1,11 +1,13 @@
 """The release artifacts: the sdist and wheel build, pass `twine check`, carry the version of
 pyproject.toml and CHANGELOG.md, and the wheel works outside the checkout: installed into a new
 virtualenv in a temporary directory, its `fullstory-pipeline demo` loads the sandbox into DuckDB
-from the installed package, not from this repository."""
+from the installed package, not from this repository. The source also works vendored into a dlt
+project (docs/release.md)."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -16,7 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from .support import query
+from fullstory_sandbox import Sandbox
+from fullstory_source.windows import format_time
+
+from .support import API_KEY, DAY1, DAY2, query
 
 REPO = Path(__file__).resolve().parents[1]
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
@@ -114,3 +119,58 @@ def test_the_installed_wheel_runs_outside_the_checkout(dist: Path, tmp_path: Pat
     assert done.returncode == 0, done.stdout + done.stderr
     assert query(database, "SELECT count(*) FROM fullstory.events")[0][0] > 0
     assert not (REPO / "demo.duckdb").exists()
+
+
+VENDORED_PIPELINE = """\
+import dlt
+import fullstory_source
+from fullstory_source import fullstory_source as source
+
+print(fullstory_source.__file__)
+destination = dlt.destinations.duckdb("warehouse.duckdb")
+pipeline = dlt.pipeline("fullstory", destination=destination, dataset_name="fullstory")
+pipeline.run(source())
+"""
+
+
+def test_the_source_vendored_into_a_dlt_project(live_sandbox: Sandbox, tmp_path: Path) -> None:
+    """docs/release.md, "Vendoring": `fullstory_source/` copied into a dlt project next to its
+    pipeline script, with our .dlt/config.toml, runs from there (not from this checkout)."""
+    project = tmp_path / "my_dlt_project"
+    shutil.copytree(REPO / "fullstory_source", project / "fullstory_source")
+    shutil.copytree(REPO / ".dlt", project / ".dlt", ignore=shutil.ignore_patterns("secrets.toml"))
+    (project / "fullstory_pipeline.py").write_text(VENDORED_PIPELINE)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DLT_DATA_DIR": str(tmp_path / "dlt"),
+        "SOURCES__FULLSTORY__API_KEY": API_KEY,
+        "SOURCES__FULLSTORY__BASE_URL": live_sandbox.base_url,
+        "SOURCES__FULLSTORY__SEGMENT_IDS": '["everyone"]',
+        "SOURCES__FULLSTORY__START_DATE": format_time(DAY1),
+        "SOURCES__FULLSTORY__END_DATE": format_time(DAY2),
+        "SOURCES__FULLSTORY__POLL_INTERVAL": "0.01",
+    }
+    done = subprocess.run(
+        [sys.executable, "fullstory_pipeline.py"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0] == str(project / "fullstory_source" / "__init__.py")
+    loaded = query(project / "warehouse.duckdb", "SELECT count(*) FROM fullstory.events")[0][0]
+    assert loaded == len(live_sandbox.expected_rows("events", "everyone", DAY1, DAY2))
+
+
+def test_dockerfile_installs_the_wheel_of_what_the_package_holds() -> None:
+    """Not a docker build (no daemon here; docs/release.md): the image's build context is the
+    package's files, its command is the package's, and no secret or database gets in."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    copied = [c.rstrip("/") for c in re.findall(r"^COPY (?!--from)(\S+)", dockerfile, re.M)]
+    packages = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    assert sorted(copied) == sorted(["pyproject.toml", *[p.rstrip("*") for p in packages["include"]]])
+    allowed = re.findall(r"^!(\S+?)/?$", (REPO / ".dockerignore").read_text(), re.M)
+    assert "COPY pyproject.toml README.md ./" in dockerfile  # README.md: pyproject's readme
+    assert set(allowed) == {*copied, "README.md"}
+    ignored = (REPO / ".dockerignore").read_text().splitlines()
+    assert {"*", "**/secrets.toml", "**/*.duckdb"} <= set(ignored)
+    assert 'ENTRYPOINT ["fullstory-pipeline"]' in dockerfile
+    assert "USER fullstory" in dockerfile
