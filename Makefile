@@ -10,10 +10,11 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
 .PHONY: demo test lint clean airflow-venv
 
-$(STAMP): pyproject.toml
+# constraints.txt is the tested dependency set: a fresh install next month resolves the same one
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 $(AIRFLOW_STAMP): .ci/airflow-requirements.txt
