@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -183,6 +184,16 @@ def test_the_dag_module_without_airflow(
     assert rows == [("power-users", expected)]
     starts = [e["timeRange"]["start"] for e in live_sandbox.created_exports() if e["type"] == "TYPE_EVENT"]
     assert sorted(starts) == [format_time(DAY1), format_time(DAY1 + HOUR)]
+
+
+def test_the_airflow_lock_keeps_the_package_pins() -> None:
+    """Every `==` pin of pyproject.toml's dependencies is the same in the Airflow venv's lock."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = dict(re.findall(r"^([\w-]+)(?:\[[\w,]+\])?==(\S+)$", "\n".join(project["dependencies"]), re.M))
+    locked = dict(
+        re.findall(r"^([\w.-]+)==(\S+)$", (REPO / ".ci" / "airflow-requirements.txt").read_text(), re.M)
+    )
+    assert pins and {name: locked.get(name) for name in pins} == pins
 
 
 def test_airflow_venv_runs_this_checkout() -> None:
