@@ -20,8 +20,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from fullstory_source.events import ExportEvent
 from fullstory_source.exports import ExportJob
-from fullstory_source.report import LiveState, RunReport, WindowOutcome
+from fullstory_source.report import LiveState, RunReport
 
 logger = logging.getLogger("fullstory_pipeline")
 
@@ -73,7 +74,8 @@ def _quiet(record: logging.LogRecord) -> bool:
 
 
 class ProgressDisplay:
-    """Listens to a RunReport. Use as a context manager around the run."""
+    """An event sink (fullstory_source.events) that shows the live states the RunReport
+    collects. Pass it after the report to `fan_out`; use it as a context manager around the run."""
 
     def __init__(
         self, report: RunReport, console: Console | None = None, interactive: bool | None = None
@@ -83,7 +85,6 @@ class ProgressDisplay:
         self.interactive = self.console.is_terminal if interactive is None else interactive
         self._logged: dict[ExportJob, tuple[str, float]] = {}
         self._live: Live | None = None
-        report.listener = self.on_change
 
     def __enter__(self) -> ProgressDisplay:
         if self.interactive:
@@ -104,9 +105,10 @@ class ProgressDisplay:
         if self._live is not None:
             self._live.refresh()
 
-    def on_change(self, job: ExportJob, live: LiveState) -> None:
-        if live.state in ("Completed", "Failed"):
-            self._outcome(job, live)
+    def __call__(self, event: ExportEvent) -> None:
+        job, live = event.job, self.report.live[event.job]
+        if event.outcome is not None:
+            self._outcome(event)
             return
         # the steps between: at most one line per state, and progress every 30 s
         last_state, last_time = self._logged.get(job, ("", 0.0))
@@ -116,19 +118,23 @@ class ProgressDisplay:
         self._logged[job] = (live.state, now)
         logger.debug("%s: %s%s", job, live.state, _detail(live))
 
-    def _outcome(self, job: ExportJob, live: LiveState) -> None:
-        outcome = self._find_outcome(job)
-        if live.state == "Failed":
-            logger.error("FAILED %s: %s", job, outcome.error if outcome else "see the summary")
+    def _outcome(self, event: ExportEvent) -> None:
+        outcome = event.outcome
+        assert outcome is not None
+        if outcome.status == "failed":
+            logger.error("FAILED %s: %s", event.job, outcome.error)
             return
-        seconds = f" in {outcome.seconds:.1f} s" if outcome else ""
-        late = f", {outcome.rows_delta:+,} since last load" if outcome and outcome.rows_delta else ""
-        kind = f" ({outcome.kind})" if outcome and outcome.kind != "new" else ""
-        size = outcome.bytes_downloaded if outcome else live.bytes
-        logger.info("loaded %s%s: %s rows, %s%s%s", job, kind, f"{live.rows:,}", decimal(size), seconds, late)
-
-    def _find_outcome(self, job: ExportJob) -> WindowOutcome | None:
-        return next((o for o in reversed(self.report.outcomes) if o.job == job), None)
+        late = f", {outcome.rows_delta:+,} since last load" if outcome.rows_delta else ""
+        kind = f" ({outcome.kind})" if outcome.kind != "new" else ""
+        logger.info(
+            "loaded %s%s: %s rows, %s in %.1f s%s",
+            event.job,
+            kind,
+            f"{outcome.rows:,}",
+            decimal(outcome.bytes_downloaded),
+            outcome.seconds,
+            late,
+        )
 
     def render(self) -> RenderableType:
         live = dict(self.report.live)
@@ -176,6 +182,6 @@ def _bar(live: LiveState) -> ProgressBar:
 def _detail(live: LiveState) -> str:
     if live.state == "Running" and live.percent is not None:
         return f" {live.percent:.0f}%"
-    if live.state in ("Downloading", "Loading") and live.bytes:
-        return f" {decimal(live.bytes)}"
+    if live.state in ("Downloading", "Loading") and live.bytes_downloaded:
+        return f" {decimal(live.bytes_downloaded)}"
     return ""

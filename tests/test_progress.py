@@ -17,8 +17,8 @@ import pytest
 from rich.console import Console
 
 from fullstory_sandbox import Sandbox
+from fullstory_source import ExportEvent, RunReport, WindowOutcome, fan_out
 from fullstory_source.exports import ExportJob
-from fullstory_source.report import RunReport, WindowOutcome
 from fullstory_source.windows import Window
 from pipelines.progress import ProgressDisplay, log_handler
 
@@ -58,15 +58,18 @@ def test_the_terminal_display_redraws_in_place_with_log_lines_above_it() -> None
     level = logger.level
     logger.setLevel(logging.INFO)
     report = RunReport()
+    display = ProgressDisplay(report, console=console)
+    send = fan_out(report, display)
     try:
-        with ProgressDisplay(report, console=console) as display:
+        with display:
             for percent in (10.0, 42.0):
-                report.update(JOB, "Running", percent)
+                send(ExportEvent(JOB, "Running", percent))
                 display.refresh()
-            report.update(OTHER, "Downloading", 100.0, bytes_downloaded=2_500_000)
+            send(ExportEvent(OTHER, "Downloading", bytes_downloaded=2_500_000))
             display.refresh()
-            report.update(DONE, "Loading", rows=120, bytes_downloaded=9_000)
-            report.add(WindowOutcome(DONE, "loaded", rows=120, bytes_downloaded=9_000, seconds=1.5))
+            send(ExportEvent(DONE, "Loading", rows=120, bytes_downloaded=9_000))
+            outcome = WindowOutcome(DONE, "loaded", rows=120, bytes_downloaded=9_000, seconds=1.5)
+            send(ExportEvent(DONE, "Completed", rows=120, outcome=outcome))
             for _ in range(3):
                 display.refresh()
             during_output = out.getvalue()
@@ -97,12 +100,16 @@ def test_the_terminal_display_redraws_in_place_with_log_lines_above_it() -> None
 def test_ci_logs_get_one_line_per_window_outcome(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="fullstory_pipeline")
     report = RunReport()
-    with ProgressDisplay(report, console=Console(file=io.StringIO()), interactive=False):
-        report.update(JOB, "Starting")
+    display = ProgressDisplay(report, console=Console(file=io.StringIO()), interactive=False)
+    send = fan_out(report, display)
+    with display:
+        send(ExportEvent(JOB, "Starting"))
         for percent in (10.0, 20.0, 30.0):  # within 30 s: one line, not three
-            report.update(JOB, "Running", percent)
-        report.add(WindowOutcome(JOB, "loaded", rows=99, bytes_downloaded=2_000, seconds=0.4))
-        report.add(WindowOutcome(OTHER, "failed", error="FullStory API answered HTTP 500: boom"))
+            send(ExportEvent(JOB, "Running", percent))
+        loaded = WindowOutcome(JOB, "loaded", rows=99, bytes_downloaded=2_000, seconds=0.4)
+        send(ExportEvent(JOB, "Completed", rows=99, outcome=loaded))
+        failed = WindowOutcome(OTHER, "failed", error="FullStory API answered HTTP 500: boom")
+        send(ExportEvent(OTHER, "Failed", outcome=failed))
     info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert info == [
         f"loaded {JOB}: 99 rows, 2.0 kB in 0.4 s",
