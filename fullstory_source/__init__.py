@@ -316,10 +316,10 @@ def _load_window(finished: Finished, run: _Run) -> Iterator[Any]:
             required=REQUIRED_FIELDS[job.export_type],
         )
         for batch in batches:
-            rows += batch.num_rows
+            first_row, rows = rows, rows + batch.num_rows
             if run.report is not None:
                 run.report.update(job, "Loading", rows=rows)
-            yield mark_batch(job.export_type, batch)
+            yield mark_batch(job.export_type, batch, first_row)
     finally:
         export.path.unlink(missing_ok=True)
     return rows

@@ -16,6 +16,7 @@ Request spellings follow the configured `Dialect`; responses are read in either 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from requests import PreparedRequest, RequestException
 
@@ -248,11 +250,17 @@ class Exporter:
 
     def _target(self, job: ExportJob) -> Path:
         self.options.download_dir.mkdir(parents=True, exist_ok=True)
-        safe_segment = re.sub(r"[^A-Za-z0-9_.-]", "_", job.segment_id)
-        stamp = job.window.start.strftime("%Y%m%dT%H%M%SZ")
-        return self.options.download_dir / (
-            f"{safe_segment}-{job.export_type}-{stamp}.{self.options.export_format}.gz"
-        )
+        return self.options.download_dir / download_name(job, self.options.export_format)
+
+
+def download_name(job: ExportJob, export_format: str) -> str:
+    """A file name of its own for every (segment, type, window): the segment id percent-encoded
+    (so "a/b", "a_b" and "a b" stay apart), hashed when it would make the name too long."""
+    segment = quote(job.segment_id, safe="-_.")
+    if len(segment) > 80:
+        segment = segment[:40] + "~" + hashlib.sha256(job.segment_id.encode()).hexdigest()[:16]
+    start, end = (t.strftime("%Y%m%dT%H%M%SZ") for t in (job.window.start, job.window.end))
+    return f"{segment}-{job.export_type}-{start}-{end}.{export_format}.gz"
 
 
 def _no_credentials(request: PreparedRequest) -> PreparedRequest:

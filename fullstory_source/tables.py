@@ -11,6 +11,7 @@ loading a window deletes exactly the buckets it holds, whatever window length lo
 
 from __future__ import annotations
 
+import array
 from typing import Any
 
 import dlt
@@ -21,6 +22,10 @@ from .windows import QUARTER_HOUR
 
 BUCKET = QUARTER_HOUR  # every window is a whole number of these
 BUCKET_COLUMN = "event_bucket"
+# an event's position in its window's export: with the window it names one row of a load, so a
+# load resumed after a crash can drop a second copy of a file (resumed_load.py)
+ROW_COLUMN = "window_row"
+ROW_KEY = ("segment_id", "window_start", "window_end", ROW_COLUMN)
 EVENT_TIME = "EventStart"
 
 WINDOW_REPLACE: dict[str, Any] = {
@@ -52,10 +57,20 @@ def with_bucket(batch: pa.RecordBatch) -> pa.RecordBatch:
     return batch.append_column(field, bucket)
 
 
-def mark_batch(export_type: str, batch: pa.RecordBatch) -> Any:
-    """A parsed batch as the resource yields it: events gain their bucket, individuals their hints."""
+def with_row_numbers(batch: pa.RecordBatch, first_row: int) -> pa.RecordBatch:
+    """Append `window_row`: first_row, first_row + 1, ... (the rows' positions in the export)."""
+    # from a buffer: pa.array() of Python objects checks for pandas, whose first import is not
+    # thread-safe (the export resources run in parallel)
+    values = array.array("q", range(first_row, first_row + batch.num_rows))
+    numbers = pa.Array.from_buffers(pa.int64(), batch.num_rows, [None, pa.py_buffer(values)])
+    return batch.append_column(pa.field(ROW_COLUMN, pa.int64(), nullable=False), numbers)
+
+
+def mark_batch(export_type: str, batch: pa.RecordBatch, first_row: int = 0) -> Any:
+    """A parsed batch as the resource yields it: events gain their bucket and row numbers
+    (`first_row`: how many rows of the window came before this batch), individuals their hints."""
     if export_type == "events":
-        return with_bucket(batch)
+        return with_row_numbers(with_bucket(batch), first_row)
     return dlt.mark.with_hints(batch, INDIVIDUALS_BATCH_HINTS, create_table_variant=True)
 
 

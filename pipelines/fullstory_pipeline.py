@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +29,20 @@ from fullstory_source import Backfill, ConfigurationError, FullStoryError, RunRe
 from fullstory_source.errors import root_cause
 from fullstory_source.plans import backfill_progress
 from fullstory_source.readers import prefer_system_allocator
+from fullstory_source.resumed_load import drop_rows_copied_by_unrecorded_jobs
 from fullstory_source.runs import BACKFILL_TABLE_HINTS, RUNS_TABLE, backfill_record
 from fullstory_source.warehouses import apply_warehouse_hints
 from fullstory_source.windows import format_time, parse_time
 
 from .duckdb_memory import duckdb_memory
 from .progress import ProgressDisplay
+from .run_lock import pipeline_lock
 from .status import resource_states, status_lines
 
 logger = logging.getLogger("fullstory_pipeline")
 
 DEMO_DATABASE = "fullstory_demo.duckdb"
+DEMO_PIPELINE = "fullstory_demo"
 DEMO_START = "2026-10-01T00:00:00Z"
 DEMO_END = "2026-10-04T00:00:00Z"
 
@@ -96,6 +100,7 @@ def run_pipeline(
     with memory.applied():
         if pipeline.has_pending_data:
             logger.info("an earlier run left a pending load package: loading it first")
+            drop_rows_copied_by_unrecorded_jobs(pipeline)
             memory.run(pipeline, pipeline.run)
             summary.finished_pending = True
         source = fullstory_source(report=summary.report, **source_args)
@@ -156,7 +161,8 @@ def source_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    summary = run_pipeline(make_pipeline(args), resources=args.resources, **source_args(args))
+    with pipeline_lock(args.pipeline_name):
+        summary = run_pipeline(make_pipeline(args), resources=args.resources, **source_args(args))
     print("\n".join(summary.lines()))
     return 1 if summary.failed else 0
 
@@ -166,6 +172,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
     if start >= end:
         raise ConfigurationError(f"--start {args.start} is not before --end {args.end}")
+    with pipeline_lock(args.pipeline_name):
+        return backfill_locked(args, start, end)
+
+
+def backfill_locked(args: argparse.Namespace, start: datetime, end: datetime) -> int:
     pipeline = make_pipeline(args)
     backfill = Backfill(start, end, force=args.force)
     summary = run_pipeline(pipeline, backfill=backfill, **source_args(args))
@@ -211,15 +222,30 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    database = Path(args.output).resolve()
+    if (
+        database.exists()
+        and not args.overwrite
+        and not is_demo_database(database)
+        and not confirmed(f"{database} exists and is not a demo database; replace it? [y/N] ")
+    ):
+        raise ConfigurationError(
+            f"{database} exists and is not a demo database: choose another --output, "
+            "or pass --overwrite to replace it"
+        )
+    with pipeline_lock(DEMO_PIPELINE):
+        return demo_locked(database)
+
+
+def demo_locked(database: Path) -> int:
     from fullstory_sandbox import Sandbox
 
-    database = Path(args.output).resolve()
     for stale in (database, database.with_name(database.name + ".wal")):
         stale.unlink(missing_ok=True)
     with Sandbox(api_key="demo-key", flavor="live", operation_polls=2) as sandbox:
         print(f"FullStory sandbox listening on {sandbox.base_url}")
         pipeline = dlt.pipeline(
-            pipeline_name="fullstory_demo",
+            pipeline_name=DEMO_PIPELINE,
             destination=dlt.destinations.duckdb(str(database)),
             dataset_name="fullstory",
         )
@@ -244,6 +270,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ".sql('select event_type, count(*) from fullstory.events group by 1'))\""
     )
     return 1 if summary.failed else 0
+
+
+def confirmed(question: str) -> bool:
+    """Ask on a terminal; anywhere else (cron, CI, a pipe) the answer is no."""
+    return sys.stdin.isatty() and input(question).strip().lower() in ("y", "yes")
+
+
+def is_demo_database(path: Path) -> bool:
+    """A DuckDB file an earlier demo wrote (which a demo replaces without asking)."""
+    import duckdb
+
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            found = con.execute(
+                "SELECT 1 FROM fullstory._dlt_pipeline_state WHERE pipeline_name = ? LIMIT 1", [DEMO_PIPELINE]
+            ).fetchone()
+    except duckdb.Error:
+        return False  # not DuckDB, or no demo state in it
+    return found is not None
 
 
 def print_samples(database: Path) -> None:
@@ -332,6 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="offline demo: local FullStory sandbox -> DuckDB")
     demo.add_argument("--output", default=DEMO_DATABASE, help=f"DuckDB file (default {DEMO_DATABASE})")
+    demo.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --output even if it is not an earlier demo's database",
+    )
     demo.set_defaults(handler=cmd_demo)
 
     segments = commands.add_parser("segments", help="list the segments the API key can see")

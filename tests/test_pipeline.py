@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import dlt
+import duckdb
 import pytest
 
 from fullstory_sandbox import Sandbox
@@ -159,6 +160,26 @@ def test_demo_runs_offline_as_a_command(tmp_path: Path) -> None:
     )
     assert events[0][0] > 1000 and events[0][1] == 4
     assert dlt.__version__.startswith("1.31")
+    # a second demo replaces the first one's database without asking
+    assert main(["demo", "--output", str(tmp_path / "demo.duckdb")]) == 0
+
+
+@pytest.mark.parametrize("content", ["text", "duckdb"])
+def test_demo_does_not_replace_a_file_it_did_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    precious = tmp_path / "warehouse.duckdb"
+    if content == "text":
+        precious.write_text("not a demo\n")
+    else:
+        with duckdb.connect(str(precious)) as con:
+            con.execute("CREATE TABLE orders AS SELECT 1 AS id")
+    before = precious.read_bytes()
+    assert main(["demo", "--output", str(precious)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {precious} exists and is not a demo database: choose another --output, "
+                   "or pass --overwrite to replace it"]  # fmt: skip
+    assert precious.read_bytes() == before
 
 
 def test_the_command_has_arrow_allocate_with_malloc_unless_told_otherwise(
