@@ -12,6 +12,7 @@ loading a window deletes exactly the buckets it holds, whatever window length lo
 from __future__ import annotations
 
 import array
+import functools
 from typing import Any
 
 import dlt
@@ -39,11 +40,17 @@ TABLE_HINTS: dict[str, dict[str, Any]] = {
         "primary_key": ["segment_id", "indv_id"],
     },
 }
-# An individual seen in several windows of one run keeps its newest row. Given with each batch
-# rather than on the resource, so that the other tables the resource writes (export_runs) do
-# not inherit it.
-INDIVIDUALS_BATCH_HINTS = dlt.mark.make_hints(
-    table_name="individuals", columns={"window_end": {"dedup_sort": "desc"}}
+# An individual keeps the row of the newest window that holds it (the latest `window_end`),
+# whatever order the windows load in: a window that failed and loads a run later, or a backfill
+# of older days, must not overwrite newer rows. Within one load, dlt keeps the newest row of
+# each key (dedup_sort). Across loads, on DuckDB, the merge deletes only the rows that are not
+# newer than the incoming one (destination_scope) and inserts only incoming rows for which no
+# newer row stayed (source_filter, which names the destination table: dlt has no placeholder
+# for it there). Given with each batch rather than on the resource, so that the other tables
+# the resource writes (export_runs) do not inherit it.
+NOT_NEWER_THAN_INCOMING = (
+    "EXISTS (SELECT 1 FROM {staging_table} AS s WHERE s.segment_id = {table}.segment_id"
+    " AND s.indv_id = {table}.indv_id AND s.window_end >= {table}.window_end)"
 )
 # fields that must be present in every row of an export, by export type
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {"events": (EVENT_TIME,), "individuals": ("IndvId",)}
@@ -71,7 +78,35 @@ def mark_batch(export_type: str, batch: pa.RecordBatch, first_row: int = 0) -> A
     (`first_row`: how many rows of the window came before this batch), individuals their hints."""
     if export_type == "events":
         return with_row_numbers(with_bucket(batch), first_row)
-    return dlt.mark.with_hints(batch, INDIVIDUALS_BATCH_HINTS, create_table_variant=True)
+    return dlt.mark.with_hints(
+        batch, individuals_hints(_duckdb_table("individuals")), create_table_variant=True
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def individuals_hints(destination_table: str | None) -> Any:
+    """`destination_table`: the qualified DuckDB table, or None elsewhere (then an older window
+    loaded later replaces newer rows: see docs/reliability.md)."""
+    write_disposition: dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert"}
+    if destination_table is not None:
+        write_disposition["destination_scope"] = NOT_NEWER_THAN_INCOMING
+        write_disposition["source_filter"] = (
+            f"(segment_id, indv_id) NOT IN (SELECT segment_id, indv_id FROM {destination_table})"
+        )
+    return dlt.mark.make_hints(
+        table_name="individuals",
+        write_disposition=write_disposition,  # type: ignore[arg-type]
+        columns={"window_end": {"dedup_sort": "desc"}},
+    )
+
+
+def _duckdb_table(name: str) -> str | None:
+    """The qualified name of table `name` in the DuckDB destination of the running pipeline."""
+    pipeline = dlt.current.pipeline()
+    destination = pipeline.destination
+    if destination is None or not destination.destination_type.endswith(".duckdb"):
+        return None
+    return pipeline.sql_client().make_qualified_table_name(name)
 
 
 def allow_columns_to_differ_between_windows() -> None:
