@@ -45,9 +45,9 @@ from .readers import read_export
 from .report import RunReport, WindowOutcome
 from .runs import run_record
 from .scheduler import ExportScheduler, Finished
-from .settings import Settings, build_settings
+from .settings import Settings, build_settings, check_numbers
 from .tables import REQUIRED_FIELDS, TABLE_HINTS, allow_columns_to_differ_between_windows, mark_batch
-from .windows import newest_window_end
+from .windows import check_on_grid, newest_window_end
 
 __all__ = [
     "Backfill",
@@ -112,7 +112,7 @@ def fullstory_source(
         region=region,
         api_flavor=api_flavor,
         segment_ids=segment_ids,
-        export_types=export_types or ["events", "individuals"],
+        export_types=["events", "individuals"] if export_types is None else export_types,
         export_format=export_format,
         start_date=start_date,
         end_date=end_date,
@@ -124,9 +124,22 @@ def fullstory_source(
         timezone=timezone,
         segment_time_range=segment_time_range,
     )
+    if backfill is not None:
+        check_on_grid(backfill.start, backfill.end, settings.window, "backfill")
     allow_columns_to_differ_between_windows()
-    if max_concurrent_exports < 1:
-        raise ConfigurationError(f"max_concurrent_exports={max_concurrent_exports} must be at least 1")
+    check_numbers(
+        max_concurrent_exports=max_concurrent_exports,
+        max_creates_per_minute=max_creates_per_minute,
+        poll_interval=poll_interval,
+        poll_max_interval=poll_max_interval,
+        poll_timeout=poll_timeout,
+        request_timeout=request_timeout,
+        max_attempts=max_attempts,
+        backoff_factor=backoff_factor,
+        max_retry_delay=max_retry_delay,
+        download_attempts=download_attempts,
+        batch_import_wait_timeout=batch_import_wait_timeout,
+    )
     client = FullStoryClient(
         api_key,
         settings.base_url,

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .client import resolve_base_url
 from .errors import ConfigurationError
 from .exports import DIALECTS, EXPORT_FORMATS, EXPORT_TYPES, Dialect
-from .windows import format_time, parse_duration, parse_time, parse_window
+from .windows import align_down, format_time, parse_duration, parse_time, parse_window
 
 DEFAULT_LOOKBACK_DAYS = 30
 
@@ -43,7 +43,38 @@ def as_list(value: str | Sequence[str] | None, name: str) -> tuple[str, ...] | N
     cleaned = tuple(str(item).strip() for item in items if str(item).strip())
     if not cleaned:
         raise ConfigurationError(f"{name} is empty; leave it unset or name at least one value")
+    repeated = sorted({item for item in cleaned if cleaned.count(item) > 1})
+    if repeated:
+        raise ConfigurationError(f"{name} names {', '.join(repeated)} more than once; name each once")
     return cleaned
+
+
+# (lowest allowed, whether the lowest itself is allowed, what the setting is) per numeric option
+NUMBER_LIMITS: dict[str, tuple[float, bool, str]] = {
+    "max_concurrent_exports": (1, True, "exports at once"),
+    "max_creates_per_minute": (0, False, "exports created per minute"),
+    "poll_interval": (0, False, "seconds between polls"),
+    "poll_max_interval": (0, False, "seconds between polls at most"),
+    "poll_timeout": (0, False, "seconds an export may take"),
+    "request_timeout": (0, False, "seconds a request may take"),
+    "max_attempts": (1, True, "attempts per request"),
+    "backoff_factor": (0, True, "seconds of backoff"),
+    "max_retry_delay": (0, True, "seconds to wait before a retry at most"),
+    "download_attempts": (1, True, "attempts per download"),
+    "batch_import_wait_timeout": (0, False, "seconds to wait for a batch import"),
+}
+
+
+def check_numbers(**values: float) -> None:
+    """Numbers that would make a run loop, never retry or never time out are refused up front
+    (poll_interval=0 polls in a busy loop; download_attempts=0 never downloads)."""
+    for name, value in values.items():
+        lowest, inclusive, meaning = NUMBER_LIMITS[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigurationError(f"{name}={value!r} is not a number ({meaning})")
+        if value < lowest or (value == lowest and not inclusive):
+            bound = f"at least {lowest:g}" if inclusive else f"more than {lowest:g}"
+            raise ConfigurationError(f"{name}={value!r} must be {bound} ({meaning})")
 
 
 def build_settings(
@@ -85,6 +116,12 @@ def build_settings(
     if delay < timedelta(0):
         raise ConfigurationError(f"export_delay={export_delay!r} is negative")
     newest = end or now - delay
+    grid = parse_window(window)
+    if end is not None and align_down(start, grid) + grid > end:
+        raise ConfigurationError(
+            f"end {format_time(end)} leaves no whole {window} window after start {format_time(start)}: "
+            f"the first window ends at {format_time(align_down(start, grid) + grid)}; pick a later end"
+        )
     if start >= newest:
         raise ConfigurationError(
             f"start {start:%Y-%m-%dT%H:%M:%SZ} is not before the end "

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.configuration.exceptions import ConfigurationException
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from fullstory_source import Backfill, ConfigurationError, FullStoryError, RunReport, fullstory_source
@@ -34,6 +36,7 @@ from fullstory_source.runs import BACKFILL_TABLE_HINTS, RUNS_TABLE, backfill_rec
 from fullstory_source.warehouses import apply_warehouse_hints
 from fullstory_source.windows import format_time, parse_time
 
+from .config_errors import describe_config_error
 from .duckdb_memory import duckdb_memory
 from .progress import ProgressDisplay
 from .run_lock import pipeline_lock
@@ -209,8 +212,11 @@ def loaded_backfill_rows(pipeline: dlt.Pipeline, backfill_ids: list[str]) -> dic
             f"SELECT backfill_id, sum(total_records_count) FROM {table} "
             f"WHERE status = 'Completed' AND backfill_id IN ({marks}) GROUP BY 1"
         )
-        with client.execute_query(query, *backfill_ids) as cursor:
-            return {row[0]: int(row[1] or 0) for row in cursor.fetchall()}
+        try:
+            with client.execute_query(query, *backfill_ids) as cursor:
+                return {row[0]: int(row[1] or 0) for row in cursor.fetchall()}
+        except DatabaseUndefinedRelation:
+            return {}  # nothing was ever loaded into this destination
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -423,6 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.handler(args))
+    except ConfigurationException as error:  # dlt could not resolve a config value
+        print(f"error: {describe_config_error(error)}", file=sys.stderr)
+        return 2
     except (FullStoryError, PipelineStepFailed) as error:
         cause = root_cause(error)
         print(f"error: {cause}", file=sys.stderr)
