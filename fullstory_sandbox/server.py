@@ -101,6 +101,8 @@ class Sandbox:
         self.operation_polls = operation_polls
         self.operation_seconds = operation_seconds  # server-side time each export takes, at least
         self.download_chunk_delay = 0.0  # seconds before each 64 KiB chunk of a download
+        # sent with downloads as `Content-Encoding` (e.g. "gzip": storage that transcodes, like GCS)
+        self.download_content_encoding: str | None = None
         # late-arriving events (data.LateData) and the sandbox's clock for them (None: real time)
         self.late_data: data.LateData | None = None
         self.clock: datetime | None = None
@@ -488,9 +490,13 @@ class Sandbox:
             raise ApiError(404, f"no such export: {export_id}")
         if fault := self.faults.take("download", operation.job.segment_id):
             return _fault_reply(fault)
+        encoding = self.download_content_encoding
         return Reply(
             200,
-            headers={"Content-Type": "application/gzip"},
+            headers={
+                "Content-Type": "application/gzip",
+                **({"Content-Encoding": encoding} if encoding else {}),
+            },
             file=operation.file,
             damage=self.faults.take_download_damage(),
         )

@@ -21,13 +21,14 @@ import logging
 import re
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from requests import PreparedRequest, RequestException
+from requests import PreparedRequest, RequestException, Response
+from urllib3.exceptions import HTTPError
 
 from .client import FullStoryClient, redact_url
 from .errors import DownloadError, OperationFailedError, OperationTimeoutError, UnexpectedResponseError
@@ -232,10 +233,10 @@ class Exporter:
             check = _GzipCheck()
             try:
                 with target.open("wb") as out:
-                    for chunk in response.iter_content(_CHUNK):
+                    for chunk in _as_sent(response):
                         check.feed(chunk)
                         out.write(chunk)
-            except RequestException as error:
+            except (RequestException, HTTPError) as error:
                 target.unlink(missing_ok=True)
                 raise _RetryableDownload(f"connection broke mid-download ({type(error).__name__})") from None
         problem = check.problem(self.options.export_format)
@@ -251,6 +252,14 @@ class Exporter:
     def _target(self, job: ExportJob) -> Path:
         self.options.download_dir.mkdir(parents=True, exist_ok=True)
         return self.options.download_dir / download_name(job, self.options.export_format)
+
+
+def _as_sent(response: Response) -> Iterator[bytes]:
+    """The body as the storage host sent it. requests would inflate a body sent with
+    `Content-Encoding: gzip` (GCS transcoding, S3 object metadata) without checking the gzip's
+    length and CRC, so a truncated file would arrive as text cut short; read as sent, it is
+    checked like any other gzip. A short body is an error either way (Content-Length)."""
+    return response.raw.stream(_CHUNK, decode_content=False)  # type: ignore[no-any-return]
 
 
 def download_name(job: ExportJob, export_format: str) -> str:

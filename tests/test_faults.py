@@ -79,6 +79,18 @@ def test_a_fault_that_retries_absorb(
     assert creates_per_window(live_sandbox) == dict.fromkeys(WINDOW_STARTS, 1)
 
 
+@pytest.mark.parametrize("export_format", ["ndjson", "csv"])
+def test_a_truncated_download_sent_with_content_encoding_gzip_is_caught(
+    live_sandbox: Sandbox, database: Path, env: dict[str, str], export_format: str
+) -> None:
+    live_sandbox.download_content_encoding = "gzip"  # storage that transcodes (GCS, S3 metadata)
+    live_sandbox.faults.truncate_downloads(times=2)
+    assert main([*RUN, "--format", export_format, "--base-url", live_sandbox.base_url]) == 0
+    assert_exact(live_sandbox, database)
+    assert creates_per_window(live_sandbox) == dict.fromkeys(WINDOW_STARTS, 1)
+    assert len(live_sandbox.requests("GET", "/download/")) == 4 + 2  # the two truncated ones again
+
+
 def test_a_failed_operation_is_retried_by_the_next_run(
     live_sandbox: Sandbox, database: Path, env: dict[str, str]
 ) -> None:
