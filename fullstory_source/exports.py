@@ -24,7 +24,7 @@ from requests import PreparedRequest, RequestException, Response
 from urllib3.exceptions import HTTPError
 
 from .client import FullStoryClient, redact_url
-from .errors import RetryableDownloadError, UnexpectedResponseError
+from .errors import ExportFileGoneError, RetryableDownloadError, UnexpectedResponseError
 from .gzipcheck import CHUNK, GzipCheck
 from .registry import Dialect
 from .windows import Window, format_time
@@ -121,6 +121,11 @@ class ExportApi:
         with response:
             if response.status_code == 403:
                 raise RetryableDownloadError(f"link expired or refused (HTTP 403) at {redact_url(url)}")
+            if response.status_code in (404, 410):
+                raise ExportFileGoneError(
+                    f"the export file of {job} (operation {operation_id}) is gone "
+                    f"(HTTP {response.status_code} from {redact_url(url)})"
+                )
             if response.status_code >= 400:
                 raise RetryableDownloadError(f"HTTP {response.status_code} from {redact_url(url)}")
             check = _stream_to(target, response)

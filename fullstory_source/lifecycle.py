@@ -20,6 +20,8 @@ from typing import Any
 from .config import Polling
 from .errors import (
     DownloadError,
+    ExportFileGoneError,
+    ExportParseError,
     FullStoryAPIError,
     FullStoryError,
     OperationFailedError,
@@ -48,6 +50,7 @@ class ExportServices:
     creates: TokenBucket
     polling: Polling
     download_attempts: int
+    extract_id: str = ""  # names this run's extract in the journal (journal.mark_extracted)
 
 
 class WindowExport:
@@ -68,7 +71,7 @@ class WindowExport:
             self._emit("Starting")
             operation = self._resume() or self._create_and_wait()
             self._emit("Downloading", percent=100.0)
-            self.download = self._download(operation)
+            self.download = self._download_or_export_again(operation)
         except FullStoryError as error:
             self.error = error
         except Exception as error:  # a bug or an unexpected library error: report it with the job
@@ -132,6 +135,16 @@ class WindowExport:
                     "next run resumes this operation."
                 )
 
+    def _download_or_export_again(self, operation: dict[str, Any]) -> DownloadedExport:
+        """A COMPLETED operation whose file storage no longer has (404/410: results expire,
+        or a resumed operation outlived its file) is exported again, once."""
+        try:
+            return self._download(operation)
+        except ExportFileGoneError as gone:
+            logger.warning("%s; exporting it again", gone)
+            self.s.journal.forget(self.job)
+            return self._download(self._create_and_wait())
+
     def _download(self, operation: dict[str, Any]) -> DownloadedExport:
         """On an expired link, a broken connection or a damaged gzip, start again from the
         beginning with a fresh link."""
@@ -142,12 +155,15 @@ class WindowExport:
                 operation = self.s.api.operation(self.job, self.operation_id)
             try:
                 export = self.s.api.fetch(self.job, self.operation_id, self.s.api.link(self.job, operation))
+            except ExportFileGoneError:
+                raise
             except RetryableDownloadError as problem:
                 problems.append(str(problem))
                 logger.warning("download of %s, attempt %d/%d: %s", self.job, attempt, attempts, problem)
                 continue
             self._emit("Downloading", bytes_downloaded=export.bytes_downloaded)
             return export
+        self.s.journal.forget(self.job)  # its file keeps failing: the next run exports again
         raise DownloadError(
             f"Could not download the export for {self.job} (operation {self.operation_id}) after "
             f"{attempts} attempts: {'; '.join(problems)}. Nothing was loaded for this window and "
@@ -179,12 +195,16 @@ class WindowExport:
                 first_row, self.rows_read = self.rows_read, self.rows_read + batch.num_rows
                 self._emit("Loading", rows=self.rows_read)
                 yield export_type.prepare_batch(batch, first_row)
+        except ExportParseError:
+            self.s.journal.forget(self.job)  # a file that cannot be read: export again next run
+            raise
         finally:
             export.path.unlink(missing_ok=True)
 
     def extracted(self) -> None:
-        """Its rows are in the load package: a later run must not resume its operation."""
-        self.s.journal.forget(self.job)
+        """Its rows are in this extract. Once the extract is committed a later run must not
+        resume its operation (journal.forget_committed); until then, it must."""
+        self.s.journal.mark_extracted(self.job, self.s.extract_id)
 
     # -- the outcome ---------------------------------------------------------------------------
     def outcome(self, kind: str, rows_delta: int | None = None) -> WindowOutcome:

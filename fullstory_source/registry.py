@@ -58,6 +58,8 @@ class ExportType:
 
 
 REPLACE = {"disposition": "merge", "strategy": "delete-insert"}
+
+
 def _events_batch(batch: pa.RecordBatch, first_row: int) -> Any:
     return with_row_numbers(with_bucket(batch), first_row)
 

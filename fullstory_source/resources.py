@@ -49,9 +49,14 @@ def export_windows(export_type: str, run: ExportRun) -> Iterator[Any]:
     try:
         allow_columns_to_differ_between_windows()
         apply_table_design(dlt.current.resource(), dlt.current.pipeline().destination)
+        state = dlt.current.resource_state()
+        # the extract that committed last: its windows are done (journal entries dropped); the
+        # state with this run's id is committed together with this run's rows, or not at all
+        started.services.journal.forget_committed(export_type, state.get("extract_id"))
+        state["extract_id"] = started.services.extract_id
         plan = WindowPlan(
             export_type,
-            dlt.current.resource_state(),
+            state,
             run.config.windows,
             run.segment_ids(),
             started.newest,

@@ -140,6 +140,7 @@ class ExportRun:
             TokenBucket(c.exports.creates_per_minute, c.exports.create_burst),
             c.polling,
             c.retries.download_attempts,
+            extract_id=uuid.uuid4().hex[:12],
         )
         newest = newest_window_end(
             datetime.now(UTC), c.windows.export_delay, c.windows.window, c.windows.end_date

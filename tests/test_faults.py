@@ -4,6 +4,7 @@ FullStory was asked to build per window."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -170,6 +171,24 @@ def test_kill_9_then_operations_gone_are_created_again_once(
     assert main([*RUN, "--base-url", slow_sandbox.base_url]) == 0
     assert_exact(slow_sandbox, database)
     assert creates_per_window(slow_sandbox) == dict.fromkeys(WINDOW_STARTS, 2)
+
+
+def test_kill_9_while_extracting_resumes_the_windows_already_extracted(
+    live_sandbox: Sandbox, database: Path, env: dict[str, str]
+) -> None:
+    # two of the four windows are in the extract, which is not committed yet
+    crashed = crash_runner(live_sandbox, "extracted:2", env)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+
+    assert main([*RUN, "--base-url", live_sandbox.base_url]) == 0
+    assert_exact(live_sandbox, database)
+    assert creates_per_window(live_sandbox) == dict.fromkeys(WINDOW_STARTS, 1)  # all four resumed
+    # once that run is committed, its windows are done: a refresh would export them again
+    journal = json.loads(next((Path(env["DLT_DATA_DIR"])).rglob("fullstory_operations.json")).read_text())
+    assert len(journal["operations"]) == 4  # kept until the next run sees the commit
+    assert main([*RUN, "--end", "2026-10-02T06:00:00Z", "--base-url", live_sandbox.base_url]) == 0
+    journal = json.loads(next((Path(env["DLT_DATA_DIR"])).rglob("fullstory_operations.json")).read_text())
+    assert len(journal["operations"]) == 1  # the four were dropped, the new window is kept
 
 
 def test_a_second_run_of_the_same_pipeline_stops_at_once_with_one_line(

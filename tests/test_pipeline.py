@@ -101,10 +101,10 @@ BAD_INPUT: list[tuple[list[str], dict[str, str], str]] = [
     (["--start", "0001-01-01T00:00:00Z"], {}, "start_date='0001-01-01T00:00:00Z' is outside 1970-2999"),
     ([], {"SOURCES__FULLSTORY__SEGMENT_IDS": "everyone"}, "config value segment_ids "
      "(SOURCES__FULLSTORY__SEGMENT_IDS or [sources.fullstory] segment_ids) cannot be read as a list"),
-    ([], {"SOURCES__FULLSTORY__REQUEST_TIMEOUT": "0"}, "request_timeout=0.0 must be more than 0"),
-    ([], {"SOURCES__FULLSTORY__POLL_INTERVAL": "0"}, "poll_interval=0.0 must be more than 0"),
-    ([], {"SOURCES__FULLSTORY__POLL_INTERVAL": "-1"}, "poll_interval=-1.0 must be more than 0"),
-    ([], {"SOURCES__FULLSTORY__DOWNLOAD_ATTEMPTS": "0"}, "download_attempts=0 must be at least 1"),
+    ([], {"SOURCES__FULLSTORY__REQUEST_TIMEOUT": "0"}, "request_timeout=0.0 must be greater than 0"),
+    ([], {"SOURCES__FULLSTORY__POLL_INTERVAL": "0"}, "poll_interval=0.0 must be greater than 0"),
+    ([], {"SOURCES__FULLSTORY__POLL_INTERVAL": "-1"}, "poll_interval=-1.0 must be greater than 0"),
+    ([], {"SOURCES__FULLSTORY__DOWNLOAD_ATTEMPTS": "0"}, "download_attempts=0 must be a whole number"),
     (["backfill", "--end", "2026-10-01T13:00:00Z"], {}, "backfill end 2026-10-01T13:00:00Z is not on the 6h "
      "window grid; use 2026-10-01T12:00:00Z or 2026-10-01T18:00:00Z"),
 ]  # fmt: skip
