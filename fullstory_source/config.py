@@ -66,6 +66,7 @@ class Exports:
     export_types: tuple[str, ...]
     export_format: str
     request_extras: dict[str, Any]  # optional live-API fields sent with every create request
+    max_windows: int = 5000  # per segment and type in one run; 0: no limit
     max_concurrent: int = 8
     creates_per_minute: float = 60.0
     create_burst: int = 8
@@ -188,6 +189,7 @@ def _exports(v: dict[str, Any]) -> Exports:
         export_types=types,
         export_format=export_format,
         request_extras=request_extras(as_list(v["fields"], "fields"), v["timezone"], v["segment_time_range"]),
+        max_windows=_whole_not_negative(v, "max_windows_per_run"),
         max_concurrent=_at_least_one(v, "max_concurrent_exports"),
         creates_per_minute=_positive(v, "max_creates_per_minute"),
         create_burst=_at_least_one(v, "create_burst"),
@@ -219,4 +221,10 @@ def _not_negative(v: dict[str, Any], name: str) -> float:
 def _at_least_one(v: dict[str, Any], name: str) -> int:
     if _number(v, name) < 1 or int(_number(v, name)) != _number(v, name):
         raise ConfigurationError(f"{name}={v[name]!r} must be a whole number, at least 1")
+    return int(_number(v, name))
+
+
+def _whole_not_negative(v: dict[str, Any], name: str) -> int:
+    if _number(v, name) < 0 or int(_number(v, name)) != _number(v, name):
+        raise ConfigurationError(f"{name}={v[name]!r} must be a whole number, 0 or more")
     return int(_number(v, name))

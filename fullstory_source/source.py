@@ -45,6 +45,7 @@ def fullstory_source(
     window: str = "1d",
     export_delay: str = "3h",
     lookback: str = "0",
+    max_windows_per_run: int = 5000,
     max_concurrent_exports: int = 8,
     max_creates_per_minute: float = 60.0,
     create_burst: int = 8,

@@ -110,12 +110,12 @@ def check_on_grid(start: datetime, end: datetime, window: timedelta, what: str) 
         if align_down(moment, window) != moment:
             below = align_down(moment, window)
             raise ConfigurationError(
-                f"{what} {name} {format_time(moment)} is not on the {_duration_text(window)} window grid; "
+                f"{what} {name} {format_time(moment)} is not on the {duration_text(window)} window grid; "
                 f"use {format_time(below)} or {format_time(below + window)}"
             )
 
 
-def _duration_text(length: timedelta) -> str:
+def duration_text(length: timedelta) -> str:
     seconds = int(length.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:

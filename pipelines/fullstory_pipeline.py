@@ -170,6 +170,7 @@ def source_args(args: argparse.Namespace) -> dict[str, Any]:
         "api_flavor": args.api_flavor,
         "base_url": args.base_url,
         "region": args.region,
+        "max_windows_per_run": 0 if getattr(args, "yes", False) else None,
     }
     return {name: value for name, value in given.items() if value is not None}
 
@@ -419,6 +420,9 @@ def add_export_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--types", type=csv_list, help="comma list of events,individuals (default both)")
     parser.add_argument("--format", choices=["json", "ndjson", "csv"], help="export format (default json)")
     parser.add_argument("--window", help="window length dividing 24h: 15m, 1h, 6h, 1d (default 1d)")
+    parser.add_argument(
+        "--yes", action="store_true", help="go ahead even above max_windows_per_run windows (default 5000)"
+    )
 
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:

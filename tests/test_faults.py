@@ -214,6 +214,21 @@ def test_a_second_run_of_the_same_pipeline_stops_at_once_with_one_line(
     assert creates_per_window(slow_sandbox) == dict.fromkeys(WINDOW_STARTS, 1)
 
 
+def test_kill_9_then_the_files_of_completed_operations_are_gone_exports_again_once(
+    slow_sandbox: Sandbox, database: Path, env: dict[str, str]
+) -> None:
+    process = command(slow_sandbox, env)
+    wait_for(lambda: len(slow_sandbox.created_exports()) == 4, "four exports to be created")
+    kill(process)
+    slow_sandbox.finish_operations()  # COMPLETED, but storage lost their files
+    slow_sandbox.faults.add(Fault("download", status=404, times=4))
+    slow_sandbox.operation_seconds = 0
+
+    assert main([*RUN, "--base-url", slow_sandbox.base_url]) == 0
+    assert_exact(slow_sandbox, database)
+    assert creates_per_window(slow_sandbox) == dict.fromkeys(WINDOW_STARTS, 2)
+
+
 def test_kill_9_while_downloading_resumes_the_same_operations(
     live_sandbox: Sandbox, database: Path, env: dict[str, str]
 ) -> None:

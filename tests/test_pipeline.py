@@ -245,3 +245,16 @@ def test_the_command_has_arrow_allocate_with_malloc_unless_told_otherwise(
         assert pa.default_memory_pool().backend_name == "system"
     finally:
         pa.set_memory_pool(initial)
+
+
+def test_a_run_of_too_many_windows_asks_for_yes_before_creating_any(
+    live_sandbox: Sandbox, command_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["run", "--base-url", live_sandbox.base_url, "--segment", "everyone", "--types", "events",
+            "--start", "1970-01-01T00:00:00Z", "--window", "1h"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: this run would export 49"), err
+    assert "1h events windows for one segment, more than max_windows_per_run=5,000" in err[0]
+    assert err[0].endswith("pass --yes (SOURCES__FULLSTORY__MAX_WINDOWS_PER_RUN=0) to go ahead")
+    assert live_sandbox.created_exports() == []
