@@ -24,6 +24,7 @@ import dlt
 
 from .client import FullStoryClient, download_session
 from .config import SourceConfig
+from .download_dirs import new_run_dir
 from .errors import ConfigurationError
 from .events import EventSink
 from .exports import ExportApi
@@ -119,7 +120,7 @@ class ExportRun:
             max_retry_delay=c.retries.max_retry_delay,
         )
         base = c.exports.download_dir or Path(tempfile.gettempdir()) / "fullstory-dlt"
-        download_dir = base / f"run-{uuid.uuid4().hex[:12]}"  # created by the first download
+        download_dir = new_run_dir(base)  # created by the first download
         api = ExportApi(
             client,
             download_session(

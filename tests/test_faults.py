@@ -35,9 +35,15 @@ WINDOW_STARTS = [f"2026-10-01T{hour:02d}:00:00Z" for hour in (0, 6, 12, 18)]
 
 @pytest.fixture
 def env(command_env: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The command's environment (conftest.command_env), for subprocesses too."""
+    """The command's environment (conftest.command_env), for subprocesses too; downloads wait in
+    `downloads` beside the DuckDB file."""
     monkeypatch.setenv("SOURCES__FULLSTORY__API_FLAVOR", "live")
+    monkeypatch.setenv("SOURCES__FULLSTORY__DOWNLOAD_DIR", str(command_env.parent / "downloads"))
     return dict(os.environ)
+
+
+def download_dirs(env: dict[str, str]) -> list[str]:
+    return sorted(p.name for p in Path(env["SOURCES__FULLSTORY__DOWNLOAD_DIR"]).glob("*"))
 
 
 def creates_per_window(sb: Sandbox) -> dict[str, int]:
@@ -237,10 +243,13 @@ def test_kill_9_while_downloading_resumes_the_same_operations(
     wait_for(lambda: live_sandbox.requests("GET", "/download/"), "a download to start")
     kill(process)
     live_sandbox.download_chunk_delay = 0.0
+    left = download_dirs(env)  # the killed run's partial downloads
+    assert len(left) == 1 and left[0].startswith(f"run-{process.pid}-"), left
 
     assert main([*RUN, "--base-url", live_sandbox.base_url]) == 0
     assert_exact(live_sandbox, database)
     assert creates_per_window(live_sandbox) == dict.fromkeys(WINDOW_STARTS, 1)
+    assert download_dirs(env) == []  # removed: the killed run's and this run's
 
 
 # A day of ~75,000 events in 6 h windows: one load package big enough that a kill lands inside
