@@ -27,6 +27,7 @@ from .client import FullStoryClient, redact_url
 from .errors import ExportFileGoneError, RetryableDownloadError, UnexpectedResponseError
 from .gzipcheck import CHUNK, GzipCheck
 from .registry import Dialect
+from .stopping import StoppedError, StopSignal
 from .windows import Window, format_time
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class ExportApi:
     export_format: str
     download_dir: Path
     extra_body: dict[str, Any] = field(default_factory=dict)
+    stop: StopSignal | None = None  # checked between download chunks
 
     def create(self, job: ExportJob) -> str:
         body: dict[str, Any] = {
@@ -128,7 +130,7 @@ class ExportApi:
                 )
             if response.status_code >= 400:
                 raise RetryableDownloadError(f"HTTP {response.status_code} from {redact_url(url)}")
-            check = _stream_to(target, response)
+            check = _stream_to(target, response, self.stop)
         problem = check.problem(self.export_format)
         if problem:
             target.unlink(missing_ok=True)
@@ -162,13 +164,18 @@ def _as_sent(response: Response) -> Iterator[bytes]:
     return response.raw.stream(CHUNK, decode_content=False)  # type: ignore[no-any-return]
 
 
-def _stream_to(target: Path, response: Response) -> GzipCheck:
+def _stream_to(target: Path, response: Response, stop: StopSignal | None) -> GzipCheck:
     check = GzipCheck()
     try:
         with target.open("wb") as out:
             for chunk in _as_sent(response):
+                if stop is not None:
+                    stop.check()
                 check.feed(chunk)
                 out.write(chunk)
+    except StoppedError:
+        target.unlink(missing_ok=True)
+        raise
     except (RequestException, HTTPError) as error:
         target.unlink(missing_ok=True)
         raise RetryableDownloadError(f"connection broke mid-download ({type(error).__name__})") from None

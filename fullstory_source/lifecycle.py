@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Polling
@@ -34,6 +34,7 @@ from .journal import OperationJournal
 from .polling import poll_waits
 from .registry import EXPORT_TYPES
 from .scheduler import TokenBucket
+from .stopping import StopSignal
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class ExportServices:
     polling: Polling
     download_attempts: int
     extract_id: str = ""  # names this run's extract in the journal (journal.mark_extracted)
+    stop: StopSignal = field(default_factory=StopSignal)  # Ctrl-C / SIGTERM (stopping.py)
 
 
 class WindowExport:
@@ -104,6 +106,7 @@ class WindowExport:
 
     def _create_and_wait(self) -> dict[str, Any]:
         self.s.creates.take()
+        self.s.stop.check()  # no new export once a stop is requested
         self.operation_id = self.s.api.create(self.job)
         self.s.journal.record(self.job, self.operation_id)
         try:
@@ -115,7 +118,8 @@ class WindowExport:
     def _wait(self, operation_id: str) -> dict[str, Any]:
         """Poll until COMPLETED; FAILED and running out of `poll_timeout` raise."""
         polling = self.s.polling
-        waits = poll_waits(polling.interval, polling.max_interval, time.monotonic() + polling.timeout)
+        deadline = time.monotonic() + polling.timeout
+        waits = poll_waits(polling.interval, polling.max_interval, deadline, self.s.stop.sleep)
         while True:
             operation = self.s.api.operation(self.job, operation_id)
             state = operation["state"]

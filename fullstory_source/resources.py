@@ -67,6 +67,7 @@ def export_windows(export_type: str, run: ExportRun) -> Iterator[Any]:
         )
         work = (WindowExport(job, started.services) for job in plan.jobs)  # made as the pool asks
         for export in started.pool.run(WindowExport.fetch, work):
+            started.services.stop.check()  # stopping: record nothing, load nothing of this run
             yield from _finish(export, plan, run)
     finally:
         run.producer_done()

@@ -33,6 +33,7 @@ from .lifecycle import ExportServices
 from .plans import Backfill
 from .runs import RunLog
 from .scheduler import ExportPool, TokenBucket
+from .stopping import StopSignal
 from .windows import newest_window_end
 
 
@@ -121,6 +122,7 @@ class ExportRun:
         )
         base = c.exports.download_dir or Path(tempfile.gettempdir()) / "fullstory-dlt"
         download_dir = new_run_dir(base)  # created by the first download
+        stop = StopSignal()
         api = ExportApi(
             client,
             download_session(
@@ -133,15 +135,17 @@ class ExportRun:
             c.exports.export_format,
             download_dir,
             c.exports.request_extras,
+            stop,
         )
         services = ExportServices(
             api,
             self._journal(),
             self.events,
-            TokenBucket(c.exports.creates_per_minute, c.exports.create_burst),
+            TokenBucket(c.exports.creates_per_minute, c.exports.create_burst, sleep=stop.sleep),
             c.polling,
             c.retries.download_attempts,
             extract_id=uuid.uuid4().hex[:12],
+            stop=stop,
         )
         newest = newest_window_end(
             datetime.now(UTC), c.windows.export_delay, c.windows.window, c.windows.end_date

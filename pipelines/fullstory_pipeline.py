@@ -48,6 +48,7 @@ from .duckdb_memory import duckdb_memory
 from .progress import ProgressDisplay
 from .run_lock import pipeline_lock
 from .status import resource_states, status_lines
+from .stop_signals import stop_on_signals
 
 logger = logging.getLogger("fullstory_pipeline")
 
@@ -438,6 +439,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(message)s",
         stream=sys.stderr,
     )
+    with stop_on_signals() as stop:
+        try:
+            return run_command(args)
+        except BaseException:
+            if stop.signal is None:
+                raise
+        print(stop.line(), file=sys.stderr)
+        return stop.exit_code
+
+
+def run_command(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args))
     except ConfigurationException as error:  # dlt could not resolve a config value

@@ -220,6 +220,32 @@ def test_a_second_run_of_the_same_pipeline_stops_at_once_with_one_line(
     assert creates_per_window(slow_sandbox) == dict.fromkeys(WINDOW_STARTS, 1)
 
 
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_at_once_with_one_line_and_the_next_run_resumes(
+    slow_sandbox: Sandbox, database: Path, env: dict[str, str], signal_number: int
+) -> None:
+    process = command(slow_sandbox, env)
+    polled = lambda: len({r.path for r in slow_sandbox.requests("GET", "/operations/v1/")}) == 4  # noqa: E731
+    wait_for(polled, "all four operations to be polled")
+    process.send_signal(signal_number)
+    try:
+        out, _ = process.communicate(timeout=60)  # without a prompt stop: polls for 600 s
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal_number, out[-3000:]
+    assert "Traceback" not in out and "generator already executing" not in out, out[-3000:]
+    assert out.strip().splitlines()[-1] == (
+        f"stopped by {signal.Signals(signal_number).name}: nothing of this run's extract was committed; "
+        "the next run resumes the exports in flight and finishes any load left pending"
+    )
+    assert download_dirs(env) == []
+    slow_sandbox.finish_operations()
+
+    assert main([*RUN, "--base-url", slow_sandbox.base_url]) == 0
+    assert_exact(slow_sandbox, database)
+    assert creates_per_window(slow_sandbox) == dict.fromkeys(WINDOW_STARTS, 1)
+
+
 def test_kill_9_then_the_files_of_completed_operations_are_gone_exports_again_once(
     slow_sandbox: Sandbox, database: Path, env: dict[str, str]
 ) -> None:
