@@ -102,7 +102,7 @@ def as_list(value: str | Sequence[str] | None, name: str) -> tuple[str, ...] | N
         raise ConfigurationError(f"{name} is empty; leave it unset or name at least one value")
     repeated = sorted({item for item in cleaned if cleaned.count(item) > 1})
     if repeated:
-        raise ConfigurationError(f"{name} names {', '.join(repeated)} more than once; name each once")
+        raise ConfigurationError(f"{name} lists {repeated} more than once; name each once")
     return cleaned
 
 
@@ -148,19 +148,19 @@ def windows(v: dict[str, Any], now: datetime) -> Windows:
     if delay < timedelta(0):
         raise ConfigurationError(f"export_delay={export_delay!r} is negative")
     newest = end or now - delay
-    grid = parse_window(v["window"])
-    if end is not None and align_down(start, grid) + grid > end:
-        raise ConfigurationError(
-            f"end {format_time(end)} leaves no whole {v['window']} window after start "
-            f"{format_time(start)}: the first window ends at {format_time(align_down(start, grid) + grid)}; "
-            "pick a later end"
-        )
     if start >= newest:
         raise ConfigurationError(
             f"start {start:%Y-%m-%dT%H:%M:%SZ} is not before the end "
             f"{newest:%Y-%m-%dT%H:%M:%SZ}"
             + ("" if end else f" (now minus export_delay {export_delay})")
             + "; pick an earlier start or a later end"
+        )
+    grid = parse_window(v["window"])
+    if end is not None and align_down(start, grid) + grid > end:
+        raise ConfigurationError(
+            f"end {format_time(end)} leaves no whole {v['window']} window after start "
+            f"{format_time(start)}: the first window ends at {format_time(align_down(start, grid) + grid)}; "
+            "pick a later end"
         )
     lookback = parse_duration(v.get("lookback") or 0, "lookback")
     if lookback < timedelta(0):

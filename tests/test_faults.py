@@ -138,6 +138,15 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
         time.sleep(0.05)
 
 
+def journaled(env: dict[str, str]) -> int:
+    """How many operations the runs of pipeline 'fullstory' have in their journal."""
+    path = Path(env["DLT_DATA_DIR"]) / "pipelines" / "fullstory" / "fullstory_operations.json"
+    try:
+        return len(json.loads(path.read_text())["operations"])
+    except (OSError, ValueError):
+        return 0
+
+
 def kill(process: subprocess.Popen[str]) -> None:
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
@@ -202,7 +211,7 @@ def test_a_second_run_of_the_same_pipeline_stops_at_once_with_one_line(
 ) -> None:
     first = command(slow_sandbox, env)
     try:
-        wait_for(lambda: len(slow_sandbox.created_exports()) == 4, "the first run to create its exports")
+        wait_for(lambda: journaled(env) == 4, "the first run to create and journal its exports", 180)
         with pytest.MonkeyPatch.context() as patch:  # without the lock, this run would stop here
             patch.setenv("SOURCES__FULLSTORY__POLL_TIMEOUT", "3")
             assert main([*RUN, "--base-url", slow_sandbox.base_url]) == 1
@@ -250,7 +259,7 @@ def test_kill_9_then_the_files_of_completed_operations_are_gone_exports_again_on
     slow_sandbox: Sandbox, database: Path, env: dict[str, str]
 ) -> None:
     process = command(slow_sandbox, env)
-    wait_for(lambda: len(slow_sandbox.created_exports()) == 4, "four exports to be created")
+    wait_for(lambda: journaled(env) == 4, "four exports to be created and journaled", 180)
     kill(process)
     slow_sandbox.finish_operations()  # COMPLETED, but storage lost their files
     slow_sandbox.faults.add(Fault("download", status=404, times=4))

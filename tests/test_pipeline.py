@@ -92,9 +92,9 @@ def test_bad_input_exits_with_a_clear_message(
 
 
 BAD_INPUT: list[tuple[list[str], dict[str, str], str]] = [
-    (["--types", "events,events"], {}, "export_types names events more than once; name each once"),
+    (["--types", "events,events"], {}, "export_types lists ['events'] more than once; name each once"),
     (["--types", ""], {}, "export_types is empty"),
-    (["--segment", "everyone", "--segment", "everyone"], {}, "segment_ids names everyone more than once"),
+    (["--segment", "everyone", "--segment", "everyone"], {}, "segment_ids lists ['everyone'] more than once"),
     (["--end", "2026-10-01T05:00:00Z"], {}, "end 2026-10-01T05:00:00Z leaves no whole 6h window after start "
      "2026-10-01T00:00:00Z: the first window ends at 2026-10-01T06:00:00Z; pick a later end"),
     (["--start", "9999-12-31T00:00:00Z", "--end", "9999-12-31T12:00:00Z"], {}, "is outside 1970-2999"),
