@@ -31,6 +31,7 @@ from .exports import ExportApi
 from .journal import OperationJournal
 from .lifecycle import ExportServices
 from .plans import Backfill
+from .readers import read_export
 from .runs import RunLog
 from .scheduler import ExportPool, TokenBucket
 from .stopping import StopSignal
@@ -146,6 +147,7 @@ class ExportRun:
             c.retries.download_attempts,
             extract_id=uuid.uuid4().hex[:12],
             stop=stop,
+            read=read_export,
         )
         newest = newest_window_end(
             datetime.now(UTC), c.windows.export_delay, c.windows.window, c.windows.end_date

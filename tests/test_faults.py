@@ -19,6 +19,7 @@ import duckdb
 import pytest
 
 from fullstory_sandbox import Fault, Sandbox, events
+from fullstory_source.windows import format_time
 from pipelines.fullstory_pipeline import main
 
 from .support import API_KEY, DAY1, DAY2, loaded_multiset, query
@@ -107,6 +108,39 @@ def test_a_failed_operation_is_retried_by_the_next_run(
     assert_exact(live_sandbox, database)
     counts = creates_per_window(live_sandbox)
     assert sorted(counts.values()) == [1, 1, 1, 2]  # the failed window was created again, once
+
+
+ROW = (
+    '{"EventStart": "2026-10-01T01:00:00Z", "EventType": "click", "IndvId": 1, "SessionId": 2, '
+    '"PageId": 3, "%s": %s}'
+)
+BAD_EXPORTS = {
+    "truncated JSON": b'[{"EventStart": "2026-10-01T01:00:00Z", "EventType": "cli',
+    "an HTML error page": b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+    "a _real value that is text": ("[" + ROW % ("evt_price_real", '"N/A"') + "]").encode(),
+    "fields that differ only in case": (
+        "[" + ROW % ("evt_Coupon_str", '"A"') + "," + ROW % ("evt_coupon_str", '"b"') + "]"
+    ).encode(),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_EXPORTS))
+def test_one_unreadable_export_fails_only_its_window_and_is_exported_again(
+    live_sandbox: Sandbox, database: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str], bad: str
+) -> None:
+    live_sandbox.faults.serve_instead(BAD_EXPORTS[bad])  # the first download, whichever window
+    assert main([*RUN, "--base-url", live_sandbox.base_url]) == 1
+    failed = query(database, "SELECT start_at, error FROM fullstory.export_runs WHERE status = 'Failed'")
+    assert len(failed) == 1, failed
+    start = failed[0][0]
+    loaded = {w for (w,) in query(database, "SELECT DISTINCT window_start FROM fullstory.events")}
+    assert start not in loaded and len(loaded) == 3  # the other three windows loaded
+    assert "FAILED segment 'everyone', events, window" in capsys.readouterr().out
+
+    assert main([*RUN, "--base-url", live_sandbox.base_url]) == 0
+    assert_exact(live_sandbox, database)
+    counts = creates_per_window(live_sandbox)
+    assert counts[format_time(start)] == 2 and sorted(counts.values()) == [1, 1, 1, 2]  # a fresh export
 
 
 def test_a_429_storm_beyond_the_budget_fails_clearly(
