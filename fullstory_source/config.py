@@ -147,16 +147,11 @@ def windows(v: dict[str, Any], now: datetime) -> Windows:
     delay = parse_duration(export_delay, "export_delay")
     if delay < timedelta(0):
         raise ConfigurationError(f"export_delay={export_delay!r} is negative")
-    newest = end or now - delay
-    if start >= newest:
-        raise ConfigurationError(
-            f"start {start:%Y-%m-%dT%H:%M:%SZ} is not before the end "
-            f"{newest:%Y-%m-%dT%H:%M:%SZ}"
-            + ("" if end else f" (now minus export_delay {export_delay})")
-            + "; pick an earlier start or a later end"
-        )
+    if start_date and end and start >= end:  # a contradiction whatever the cursors say
+        check_initial_start(start, end, None)
     grid = parse_window(v["window"])
-    if end is not None and align_down(start, grid) + grid > end:
+    if start_date and end is not None and align_down(start, grid) + grid > end:
+        # before the end of the first window: nothing could ever be exported, cursors or not
         raise ConfigurationError(
             f"end {format_time(end)} leaves no whole {v['window']} window after start "
             f"{format_time(start)}: the first window ends at {format_time(align_down(start, grid) + grid)}; "
@@ -168,6 +163,24 @@ def windows(v: dict[str, Any], now: datetime) -> Windows:
             f"lookback={v['lookback']!r} is negative; use 0 to turn it off, or e.g. '24h'"
         )
     return Windows(start, end, grid, delay, lookback)
+
+
+def check_initial_start(start: datetime, end: datetime, export_delay: timedelta | None) -> None:
+    """The initial start is only used where a (segment, type) has no cursor yet: checked there."""
+    if start >= end:
+        raise ConfigurationError(
+            f"start {start:%Y-%m-%dT%H:%M:%SZ} is not before the end {end:%Y-%m-%dT%H:%M:%SZ}"
+            + ("" if export_delay is None else f" (now minus export_delay {format_duration(export_delay)})")
+            + "; pick an earlier start or a later end"
+        )
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _exports(v: dict[str, Any]) -> Exports:

@@ -65,8 +65,10 @@ class ExportServices:
 
 
 class WindowExport:
-    def __init__(self, job: ExportJob, services: ExportServices) -> None:
+    def __init__(self, job: ExportJob, services: ExportServices, load_id: str = "") -> None:
+        """`load_id`: the load package the rows go to (every row carries it as `_dlt_load_id`)."""
         self.job = job
+        self.load_id = load_id
         self.s = services
         self.operation_id: str | None = None
         self.download: DownloadedExport | None = None
@@ -231,14 +233,17 @@ class WindowExport:
             "segment_id": self.job.segment_id,
             "window_start": self.job.window.start,
             "window_end": self.job.window.end,
+            "_dlt_load_id": self.load_id,
         }
 
     # -- in the dlt resource: the rows -------------------------------------------------------
-    def rows(self, read: Reader) -> Iterator[Any]:
-        """The window's rows as typed Arrow batches, ready for dlt; deletes the file after."""
+    def rows(self, read: Reader, load_id: str) -> Iterator[Any]:
+        """The window's rows as typed Arrow batches, ready for dlt; deletes the file after.
+        Every row carries `_dlt_load_id` (dlt adds it only to rows it normalizes itself)."""
         export = self.download
         assert export is not None
         export_type = EXPORT_TYPES[self.job.export_type]
+        self.load_id = self.load_id or load_id
         try:
             if self.parsed is not None:
                 batches: Iterator[pa.RecordBatch] = _ipc_batches(self.parsed)

@@ -65,7 +65,8 @@ def export_windows(export_type: str, run: ExportRun) -> Iterator[Any]:
             started.newest,
             run.backfill,
         )
-        work = (WindowExport(job, started.services) for job in plan.jobs)  # made as the pool asks
+        load_id = dlt.current.load_package_state()["load_id"]
+        work = (WindowExport(job, started.services, load_id) for job in plan.jobs)  # as the pool asks
         for export in started.pool.run(WindowExport.fetch, work):
             started.services.stop.check()  # stopping: record nothing, load nothing of this run
             yield from _finish(export, plan, run)
@@ -99,7 +100,7 @@ def _finish(export: WindowExport, plan: WindowPlan, run: ExportRun) -> Iterator[
         logger.error("%s", export.error)
         _record(export, run, outcome)
         return
-    yield from export.rows(read_export)
+    yield from export.rows(read_export, export.load_id)
     delta = plan.finished(export.job, export.rows_read)
     export.extracted()
     _log_extracted(export.job, kind, export.rows_read, delta)

@@ -83,7 +83,9 @@ def kill_after_extracting(number: int) -> None:
 
 def main() -> None:
     base_url, moment = sys.argv[1], sys.argv[2]
-    pipeline = dlt.pipeline(pipeline_name="fullstory", destination="duckdb", dataset_name="fullstory")
+    pipeline = dlt.pipeline(
+        pipeline_name="fullstory_pipeline", destination="duckdb", dataset_name="fullstory"
+    )
     if moment.startswith("extracted:"):
         kill_after_extracting(int(moment.removeprefix("extracted:")))
     if not moment.startswith("load:"):

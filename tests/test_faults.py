@@ -174,7 +174,7 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
 
 def journaled(env: dict[str, str]) -> int:
     """How many operations the runs of pipeline 'fullstory' have in their journal."""
-    path = Path(env["DLT_DATA_DIR"]) / "pipelines" / "fullstory" / "fullstory_operations.json"
+    path = Path(env["DLT_DATA_DIR"]) / "pipelines" / "fullstory_pipeline" / "fullstory_operations.json"
     try:
         return len(json.loads(path.read_text())["operations"])
     except (OSError, ValueError):
@@ -251,7 +251,7 @@ def test_a_second_run_of_the_same_pipeline_stops_at_once_with_one_line(
             assert main([*RUN, "--base-url", slow_sandbox.base_url]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(
-            f"error: another run of pipeline 'fullstory' is in progress (pid {first.pid}, lock "
+            f"error: another run of pipeline 'fullstory_pipeline' is in progress (pid {first.pid}, lock "
         ), err
         assert len(slow_sandbox.created_exports()) == 4  # the second run created nothing
     finally:
