@@ -110,17 +110,12 @@ def test_a_failed_operation_is_retried_by_the_next_run(
     assert sorted(counts.values()) == [1, 1, 1, 2]  # the failed window was created again, once
 
 
-ROW = (
-    '{"EventStart": "2026-10-01T01:00:00Z", "EventType": "click", "IndvId": 1, "SessionId": 2, '
-    '"PageId": 3, "%s": %s}'
-)
+# Gzip files that hold no readable export. (A `_real` value "N/A" and fields that differ only in
+# case are not errors any more: the reader loads NULL with a warning, and `export_<name>`.)
 BAD_EXPORTS = {
     "truncated JSON": b'[{"EventStart": "2026-10-01T01:00:00Z", "EventType": "cli',
     "an HTML error page": b"<html><body><h1>502 Bad Gateway</h1></body></html>",
-    "a _real value that is text": ("[" + ROW % ("evt_price_real", '"N/A"') + "]").encode(),
-    "fields that differ only in case": (
-        "[" + ROW % ("evt_Coupon_str", '"A"') + "," + ROW % ("evt_coupon_str", '"b"') + "]"
-    ).encode(),
+    "a row without EventStart": b'[{"EventType": "click", "IndvId": 1, "SessionId": 2, "PageId": 3}]',
 }
 
 
@@ -173,7 +168,7 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
 
 
 def journaled(env: dict[str, str]) -> int:
-    """How many operations the runs of pipeline 'fullstory' have in their journal."""
+    """How many operations the command's runs (pipeline 'fullstory_pipeline') have in their journal."""
     path = Path(env["DLT_DATA_DIR"]) / "pipelines" / "fullstory_pipeline" / "fullstory_operations.json"
     try:
         return len(json.loads(path.read_text())["operations"])
