@@ -4,7 +4,8 @@ wall time and peak RSS are its own.
 - pipeline: this project's source, the whole path: create -> poll -> download over HTTP from the
   sandbox -> parse -> a real dlt pipeline into a DuckDB file (window replace, as in production);
 - duckdb: DuckDB alone, `CREATE TABLE AS SELECT * FROM read_json('<same file>')` (`read_csv` for
-  CSV), no HTTP, no dlt; with `sample_size=-1` when DuckDB refuses the file without it;
+  CSV), no HTTP, no dlt, DuckDB's defaults; with `sample_size=-1` when DuckDB refuses the file
+  without it (the late-key variant);
 - duckdb_typed: the same with every column's type given up front (one pass, no inference);
 - naive: the resource a user would write first: the same HTTP calls with requests, then the stdlib
   parser yielding one dict per row into dlt with its default settings.
@@ -37,8 +38,11 @@ DUCKDB_TYPES = {
 
 
 def bench_source_args(spec: dict[str, Any], work: Path) -> dict[str, Any]:
-    """The source as a benchmark case runs it: one segment, events, one day in one window."""
+    """The source as a benchmark case runs it: one segment, events, one day in one window
+    (with the export's `fields` request for the early-keys variant)."""
+    fields = {"fields": spec["fields"]} if spec.get("fields") else {}
     return {
+        **fields,
         "api_key": API_KEY,
         "base_url": spec["base_url"],
         "api_flavor": "live",
@@ -162,8 +166,14 @@ def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
 
     from fullstory_source import readers
     from fullstory_source.client import FullStoryClient, download_session
-    from fullstory_source.exports import LIVE, Exporter, ExportJob, ExportOptions
+    from fullstory_source.config import Polling
+    from fullstory_source.events import ignore
+    from fullstory_source.exports import ExportApi, ExportJob
+    from fullstory_source.journal import OperationJournal
+    from fullstory_source.lifecycle import ExportServices, export_window
     from fullstory_source.readers import read_export
+    from fullstory_source.registry import LIVE
+    from fullstory_source.scheduler import TokenBucket
     from fullstory_source.windows import Window, parse_time
     from pipelines.duckdb_memory import duckdb_memory
 
@@ -183,14 +193,19 @@ def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
 
     import_rss = peak_rss_mb()
     readers.prefer_system_allocator()  # as the command does
-    exporter = Exporter(
+    api = ExportApi(
         FullStoryClient(API_KEY, spec["base_url"]),
         download_session(60.0, 5, 1.0),
-        ExportOptions(LIVE, spec["format"], work / "profile", poll_interval=0.01, poll_max_interval=0.05),
+        LIVE,
+        spec["format"],
+        work / "profile",
+    )
+    services = ExportServices(
+        api, OperationJournal(None, "bench"), ignore, TokenBucket(60, 8), Polling(0.01, 0.05), 3
     )
     window = Window(parse_time(START, "start"), parse_time(END, "end"))
     with stage("download"):
-        export = exporter.export(ExportJob(spec["segment"], "events", window))
+        export = export_window(ExportJob(spec["segment"], "events", window), services)
     with stage("gunzip (zlib, 1 thread)"):
         inflater = zlib.decompressobj(wbits=31)
         with export.path.open("rb") as raw:
@@ -293,7 +308,9 @@ def run_duckdb_typed(spec: dict[str, Any]) -> dict[str, Any]:
 # -- naive ----------------------------------------------------------------------------------------
 
 
-def _naive_download(base_url: str, segment: str, export_format: str, target: Path) -> Path:
+def _naive_download(
+    base_url: str, segment: str, export_format: str, target: Path, fields: list[str] | None = None
+) -> Path:
     """create -> poll -> link -> download, the way the FullStory docs show it."""
     import requests
 
@@ -303,6 +320,7 @@ def _naive_download(base_url: str, segment: str, export_format: str, target: Pat
         "type": "TYPE_EVENT",
         "format": {"json": "FORMAT_JSON", "ndjson": "FORMAT_NDJSON", "csv": "FORMAT_CSV"}[export_format],
         "timeRange": {"start": START, "end": END},
+        **({"fields": fields} if fields else {}),
     }
     created = requests.post(f"{base_url}/segments/v1/exports", json=body, headers=headers, timeout=60)
     created.raise_for_status()
@@ -332,7 +350,11 @@ def run_naive(spec: dict[str, Any]) -> dict[str, Any]:
     @dlt.resource(name="events", write_disposition="append")
     def events() -> Any:
         path = _naive_download(
-            spec["base_url"], spec["segment"], export_format, work / f"export.{export_format}.gz"
+            spec["base_url"],
+            spec["segment"],
+            export_format,
+            work / f"export.{export_format}.gz",
+            spec.get("fields"),
         )
         with gzip.open(path, "rt", encoding="utf-8", newline="") as text:
             if export_format == "json":

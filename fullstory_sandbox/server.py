@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import re
@@ -50,6 +51,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     file: Path | None = None  # stream this file instead of a JSON body
     damage: str | None = None  # "truncate" | "corrupt" for download faults
+    replacement: bytes | None = None  # sent gzipped instead of the file (Faults.serve_instead)
     reset: bool = False  # drop the connection without answering
 
 
@@ -499,6 +501,7 @@ class Sandbox:
             },
             file=operation.file,
             damage=self.faults.take_download_damage(),
+            replacement=self.faults.take_download_replacement(),
         )
 
 
@@ -653,6 +656,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_file(self, reply: Reply) -> None:
         assert reply.file is not None
+        if reply.replacement is not None:
+            payload = gzip.compress(reply.replacement)
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
         size = reply.file.stat().st_size
         if reply.damage == "truncate":
             size //= 2  # a matching Content-Length makes the response look complete; the gzip is not

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .config import Windows, check_initial_start
+from .errors import ConfigurationError
 from .exports import ExportJob
-from .settings import Settings
 from .windows import Window, align_down, align_up, format_time, grid_windows, parse_time
 
 
@@ -42,7 +43,7 @@ class Backfill:
         return f"{format_time(self.start)}/{format_time(self.end)}/{int(window.total_seconds())}s"
 
 
-def pending_windows(cursor: str | None, settings: Settings, newest: datetime) -> list[Window]:
+def pending_windows(cursor: str | None, settings: Windows, newest: datetime) -> list[Window]:
     """Windows after the cursor (or from `start_date` when there is none) up to `newest`.
 
     A cursor off the current grid (the `window` setting changed since the last run) first gets
@@ -66,12 +67,14 @@ class WindowPlan:
         self,
         export_type: str,
         state: dict[str, Any],
-        settings: Settings,
+        settings: Windows,
         segment_ids: Sequence[str],
         newest: datetime,
         backfill: Backfill | None = None,
+        now: datetime | None = None,
     ) -> None:
         self.export_type = export_type
+        self._now = now or datetime.now(UTC)
         self.cursors: dict[str, str] = state.setdefault("cursors", {})
         self.loaded_ahead: dict[str, list[str]] = state.setdefault("loaded_ahead", {})
         self.backfill = backfill
@@ -96,7 +99,7 @@ class WindowPlan:
         ]
 
     def _plan_scheduled(
-        self, state: dict[str, Any], settings: Settings, segment_ids: Sequence[str], newest: datetime
+        self, state: dict[str, Any], settings: Windows, segment_ids: Sequence[str], newest: datetime
     ) -> None:
         """New windows after each cursor, and with `lookback` the loaded ones to refresh."""
         horizon = newest - settings.lookback
@@ -106,6 +109,8 @@ class WindowPlan:
         first = align_down(settings.start_date, settings.window)
         for segment in segment_ids:
             cursor = self.cursors.get(segment)
+            if cursor is None:
+                self._check_initial_start(segment, settings)
             self._windows[segment] = pending_windows(cursor, settings, newest)
             ahead = set(self.loaded_ahead.get(segment, []))
             self._finished[segment] = {w for w in self._windows[segment] if _key(w) in ahead}
@@ -115,8 +120,20 @@ class WindowPlan:
             if self._rows is not None:
                 self._prune_rows(segment, horizon)
 
+    def _check_initial_start(self, segment: str, settings: Windows) -> None:
+        end = settings.end_date or self._now - settings.export_delay
+        try:
+            check_initial_start(
+                settings.start_date, end, None if settings.end_date else settings.export_delay
+            )
+        except ConfigurationError as error:
+            raise ConfigurationError(
+                f"segment {segment!r}, {self.export_type}: no cursor yet, so it starts at the initial "
+                f"start, but {error}"
+            ) from None
+
     def _plan_backfill(
-        self, state: dict[str, Any], settings: Settings, segment_ids: Sequence[str], backfill: Backfill
+        self, state: dict[str, Any], settings: Windows, segment_ids: Sequence[str], backfill: Backfill
     ) -> None:
         """Every grid window of the range not finished by an earlier run of the same backfill."""
         record = state.setdefault("backfills", {}).setdefault(
@@ -233,3 +250,23 @@ def backfill_progress(resource_states: dict[str, Any]) -> list[BackfillProgress]
         BackfillProgress(i, r["start"], r["end"], r["created_at"], r["total"], r["finished"])
         for i, r in sorted(merged.items())
     ]
+
+
+def most_windows_per_segment(
+    cursors: dict[str, str],
+    settings: Windows,
+    segment_ids: Sequence[str],
+    newest: datetime,
+    backfill: Backfill | None,
+) -> int:
+    """How many windows the run would plan for its busiest segment, counted without planning
+    them (a --start decades back with 1h windows is hundreds of thousands)."""
+    if backfill is not None:
+        return max(0, (align_up(backfill.end, settings.window) - align_down(backfill.start, settings.window))
+                   // settings.window)  # fmt: skip
+    most = 0
+    for segment in segment_ids:
+        cursor = cursors.get(segment)
+        first = parse_time(cursor, "cursor") if cursor else align_down(settings.start_date, settings.window)
+        most = max(most, max(0, (newest - first) // settings.window))
+    return most

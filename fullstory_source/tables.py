@@ -1,4 +1,4 @@
-"""How each table is keyed, and the column that makes window replacement exact.
+"""The column that makes window replacement exact for events.
 
 Events have no unique key, so a re-exported window must replace exactly the rows of that window.
 Keying the merge on the window itself breaks as soon as a window of another length covers the
@@ -7,6 +7,7 @@ setting): the old rows carry other window bounds and would stay, duplicated. So 
 carries `event_bucket`, the 15-minute bucket of its `EventStart`, and events merge
 (delete-insert) on (segment_id, event_bucket). Every window is a whole number of buckets, so
 loading a window deletes exactly the buckets it holds, whatever window length loaded them before.
+The merge keys of every export type are in registry.py.
 """
 
 from __future__ import annotations
@@ -29,31 +30,17 @@ ROW_COLUMN = "window_row"
 ROW_KEY = ("segment_id", "window_start", "window_end", ROW_COLUMN)
 EVENT_TIME = "EventStart"
 
-WINDOW_REPLACE: dict[str, Any] = {
-    "write_disposition": {"disposition": "merge", "strategy": "delete-insert"},
-    "merge_key": ["segment_id", BUCKET_COLUMN],
-}
-TABLE_HINTS: dict[str, dict[str, Any]] = {
-    "events": WINDOW_REPLACE,
-    "individuals": {
-        "write_disposition": {"disposition": "merge", "strategy": "delete-insert"},
-        "primary_key": ["segment_id", "indv_id"],
-    },
-}
 # An individual keeps the row of the newest window that holds it (the latest `window_end`),
 # whatever order the windows load in: a window that failed and loads a run later, or a backfill
 # of older days, must not overwrite newer rows. Within one load, dlt keeps the newest row of
 # each key (dedup_sort). Across loads, on DuckDB, the merge deletes only the rows that are not
 # newer than the incoming one (destination_scope) and inserts only incoming rows for which no
 # newer row stayed (source_filter, which names the destination table: dlt has no placeholder
-# for it there). Given with each batch rather than on the resource, so that the other tables
-# the resource writes (export_runs) do not inherit it.
+# for it there). Given with each batch (registry.py).
 NOT_NEWER_THAN_INCOMING = (
     "EXISTS (SELECT 1 FROM {staging_table} AS s WHERE s.segment_id = {table}.segment_id"
     " AND s.indv_id = {table}.indv_id AND s.window_end >= {table}.window_end)"
 )
-# fields that must be present in every row of an export, by export type
-REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {"events": (EVENT_TIME,), "individuals": ("IndvId",)}
 
 
 def with_bucket(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -73,16 +60,6 @@ def with_row_numbers(batch: pa.RecordBatch, first_row: int) -> pa.RecordBatch:
     return batch.append_column(pa.field(ROW_COLUMN, pa.int64(), nullable=False), numbers)
 
 
-def mark_batch(export_type: str, batch: pa.RecordBatch, first_row: int = 0) -> Any:
-    """A parsed batch as the resource yields it: events gain their bucket and row numbers
-    (`first_row`: how many rows of the window came before this batch), individuals their hints."""
-    if export_type == "events":
-        return with_row_numbers(with_bucket(batch), first_row)
-    return dlt.mark.with_hints(
-        batch, individuals_hints(_duckdb_table("individuals")), create_table_variant=True
-    )
-
-
 @functools.lru_cache(maxsize=16)
 def individuals_hints(destination_table: str | None) -> Any:
     """`destination_table`: the qualified DuckDB table, or None elsewhere (then an older window
@@ -100,20 +77,10 @@ def individuals_hints(destination_table: str | None) -> Any:
     )
 
 
-def _duckdb_table(name: str) -> str | None:
+def duckdb_table(name: str) -> str | None:
     """The qualified name of table `name` in the DuckDB destination of the running pipeline."""
     pipeline = dlt.current.pipeline()
     destination = pipeline.destination
     if destination is None or not destination.destination_type.endswith(".duckdb"):
         return None
     return pipeline.sql_client().make_qualified_table_name(name)
-
-
-def allow_columns_to_differ_between_windows() -> None:
-    """Windows of one run can carry different columns: a custom variable present in one window
-    only, which dlt then fills in the others with nulls typed from its schema (text for a list
-    column). dlt's Arrow writer must then put such batches in separate files instead of failing
-    the extract; its "default" promotion does that and never alters data. Set unless the user
-    configured `data_writer.arrow_concat_promote_options` themselves."""
-    if dlt.config.get("data_writer.arrow_concat_promote_options") is None:
-        dlt.config["data_writer.arrow_concat_promote_options"] = "default"

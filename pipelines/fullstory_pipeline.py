@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,17 +24,25 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-from dlt.common.configuration.exceptions import ConfigurationException
+from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigurationException
+from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from fullstory_source import Backfill, ConfigurationError, FullStoryError, RunReport, fullstory_source
+from fullstory_source import (
+    Backfill,
+    ConfigurationError,
+    FullStoryError,
+    RunReport,
+    fan_out,
+    fullstory_source,
+)
 from fullstory_source.errors import root_cause
 from fullstory_source.plans import backfill_progress
 from fullstory_source.readers import prefer_system_allocator
+from fullstory_source.registry import EXPORT_TYPES
 from fullstory_source.resumed_load import drop_rows_copied_by_unrecorded_jobs
-from fullstory_source.runs import BACKFILL_TABLE_HINTS, RUNS_TABLE, backfill_record
-from fullstory_source.warehouses import apply_warehouse_hints
+from fullstory_source.runs import RUNS_TABLE, backfills_resource
 from fullstory_source.windows import format_time, parse_time
 
 from .config_errors import describe_config_error
@@ -41,9 +50,15 @@ from .duckdb_memory import duckdb_memory
 from .progress import ProgressDisplay
 from .run_lock import pipeline_lock
 from .status import resource_states, status_lines
+from .stop_signals import stop_on_signals
 
 logger = logging.getLogger("fullstory_pipeline")
 
+# The DuckDB file is named after the pipeline (dlt's default). It must not be named like the
+# dataset: DuckDB then has a catalog and a schema both called `fullstory` and refuses queries
+# as ambiguous (../README.md, "The command").
+DEFAULT_PIPELINE = "fullstory_pipeline"
+DEFAULT_DATASET = "fullstory"
 DEMO_DATABASE = "fullstory_demo.duckdb"
 DEMO_PIPELINE = "fullstory_demo"
 DEMO_START = "2026-10-01T00:00:00Z"
@@ -106,8 +121,10 @@ def run_pipeline(
             drop_rows_copied_by_unrecorded_jobs(pipeline)
             memory.run(pipeline, pipeline.run)
             summary.finished_pending = True
-        source = fullstory_source(report=summary.report, **source_args)
-        apply_warehouse_hints(source, pipeline.destination)  # BigQuery/Snowflake table design
+        display = ProgressDisplay(summary.report, interactive=interactive)
+        # a failed window is recorded (the command exits 1), the others still load
+        events = fan_out(summary.report, display)
+        source = fullstory_source(events=events, on_window_error="record", **source_args)
         if resources:
             unknown = sorted(set(resources) - set(source.resources))
             if unknown:
@@ -115,7 +132,9 @@ def run_pipeline(
                     f"unknown resource(s) {unknown}; this run has {sorted(source.resources)} "
                     "(batch import resources need --batch-job or batch_import_job_ids)"
                 )
-            source = source.with_resources(*resources)
+            exporting = any(name in EXPORT_TYPES for name in resources)
+            # the run records of the selected export resources come along
+            source = source.with_resources(*resources, *([RUNS_TABLE] if exporting else []))
 
         def run_source() -> None:
             try:
@@ -123,7 +142,7 @@ def run_pipeline(
             finally:  # a load retried with more memory has a trace of its own, without these
                 summary.rows = normalized_rows(pipeline)
 
-        with ProgressDisplay(summary.report, interactive=interactive):
+        with display:
             memory.run(pipeline, run_source)
     summary.seconds = time.monotonic() - started
     return summary
@@ -135,13 +154,30 @@ def normalized_rows(pipeline: dlt.Pipeline) -> dict[str, int]:
     return {table: rows for table, rows in counts.items() if not table.startswith("_dlt")}
 
 
-def make_pipeline(args: argparse.Namespace) -> dlt.Pipeline:
-    return dlt.pipeline(
+def make_pipeline(args: argparse.Namespace, pipelines_dir: str | None = None) -> dlt.Pipeline:
+    pipeline = dlt.pipeline(
         pipeline_name=args.pipeline_name,
         destination=args.destination,
         staging=getattr(args, "staging", None),
         dataset_name=args.dataset_name,
+        pipelines_dir=pipelines_dir,
     )
+    database = duckdb_file(pipeline)
+    if database is not None and database.stem == pipeline.dataset_name:
+        raise ConfigurationError(
+            f"the DuckDB file {database.name} is named like the dataset {pipeline.dataset_name!r}, "
+            "which DuckDB cannot tell apart; use another --pipeline-name (it names the file) or "
+            "--dataset-name, or set DESTINATION__DUCKDB__CREDENTIALS to another file"
+        )
+    return pipeline
+
+
+def duckdb_file(pipeline: dlt.Pipeline) -> Path | None:
+    """The DuckDB file a pipeline loads into (None for other destinations), without opening it."""
+    if pipeline.destination is None or pipeline.destination.destination_type != "dlt.destinations.duckdb":
+        return None
+    database = pipeline.destination_client().config.credentials.database
+    return Path(database) if isinstance(database, str) and database != ":memory:" else None
 
 
 def source_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -159,6 +195,7 @@ def source_args(args: argparse.Namespace) -> dict[str, Any]:
         "api_flavor": args.api_flavor,
         "base_url": args.base_url,
         "region": args.region,
+        "max_windows_per_run": 0 if getattr(args, "yes", False) else None,
     }
     return {name: value for name, value in given.items() if value is not None}
 
@@ -189,11 +226,7 @@ def backfill_locked(args: argparse.Namespace, start: datetime, end: datetime) ->
     ]
     rows = loaded_backfill_rows(pipeline, [p.backfill_id for p in records])
     status = "FailedRetryable" if summary.failed else "Completed"
-    pipeline.run(
-        [backfill_record(p, status if p.complete or summary.failed else "Running", rows.get(p.backfill_id))
-         for p in records],
-        **BACKFILL_TABLE_HINTS,
-    )  # fmt: skip
+    pipeline.run(backfills_resource(records, status, rows))
     print("\n".join(summary.lines()))
     for progress in records:
         print(
@@ -220,11 +253,35 @@ def loaded_backfill_rows(pipeline: dlt.Pipeline, backfill_ids: list[str]) -> dic
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    pipeline = make_pipeline(args)
-    if not resource_states(pipeline):
-        pipeline.sync_destination()  # a fresh machine: the state lives in the destination too
-    print("\n".join(status_lines(pipeline)))
-    return 0
+    """Exit 1 when the last run had failed windows; 2 when there is no such pipeline."""
+    local = Path(get_dlt_pipelines_dir()) / args.pipeline_name / "state.json"
+    if local.exists():
+        return print_status(make_pipeline(args))
+    # a fresh machine (a CI runner): the state lives in the destination too. Look there with a
+    # throwaway local copy, so that asking about a pipeline that does not exist creates nothing
+    with tempfile.TemporaryDirectory(prefix="fullstory-status-") as scratch:
+        pipeline = make_pipeline(args, pipelines_dir=scratch)
+        database = duckdb_file(pipeline)
+        if database is None or database.exists():
+            pipeline.sync_destination()
+        if pipeline.first_run:
+            where = (
+                f"no DuckDB file {database}"
+                if database and not database.exists()
+                else "no state in the destination"
+            )
+            raise ConfigurationError(
+                f"no pipeline {args.pipeline_name!r} (dataset {args.dataset_name!r}) here: no local "
+                f"state in {local.parent} and {where}; run `fullstory-pipeline run` first, or pass the "
+                "--pipeline-name/--dataset-name (and DESTINATION__DUCKDB__CREDENTIALS) it ran with"
+            )
+        return print_status(pipeline)
+
+
+def print_status(pipeline: dlt.Pipeline) -> int:
+    lines, failed = status_lines(pipeline)
+    print("\n".join(lines))
+    return 1 if failed else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -314,7 +371,7 @@ def print_samples(database: Path) -> None:
 
 def cmd_segments(args: argparse.Namespace) -> int:
     from fullstory_source.client import FullStoryClient, resolve_base_url
-    from fullstory_source.exports import DIALECTS
+    from fullstory_source.registry import DIALECTS
 
     api_key = dlt.secrets.get("sources.fullstory.api_key") or ""
     flavor = args.api_flavor or dlt.config.get("sources.fullstory.api_flavor") or "live"
@@ -334,6 +391,17 @@ def cmd_segments(args: argparse.Namespace) -> int:
                 f"{segment.get('creator', ''):<28} {segment.get('created', '(built-in)')}"
             )
     return 0
+
+
+def missing_config(error: ConfigFieldMissingException) -> str:
+    """dlt's message is a page long; say in one line which value is missing and where it goes."""
+    if "api_key" in error.fields:
+        return (
+            "no FullStory API key: set SOURCES__FULLSTORY__API_KEY, or api_key under "
+            "[sources.fullstory] in .dlt/secrets.toml (copy .dlt/secrets.toml.example)"
+        )
+    names = ", ".join(error.fields)
+    return f"missing configuration {names} of {error.spec_name}: see .dlt/config.toml"
 
 
 def csv_list(value: str) -> list[str]:
@@ -398,8 +466,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_pipeline_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--destination", default="duckdb", help="dlt destination (default duckdb)")
-    parser.add_argument("--dataset-name", default="fullstory")
-    parser.add_argument("--pipeline-name", default="fullstory")
+    parser.add_argument("--dataset-name", default=DEFAULT_DATASET, help=f"default {DEFAULT_DATASET}")
+    parser.add_argument(
+        "--pipeline-name",
+        default=DEFAULT_PIPELINE,
+        help=f"dlt pipeline name; names the DuckDB file too (default {DEFAULT_PIPELINE}.duckdb)",
+    )
     parser.add_argument(
         "--staging",
         choices=["filesystem"],
@@ -412,6 +484,9 @@ def add_export_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--types", type=csv_list, help="comma list of events,individuals (default both)")
     parser.add_argument("--format", choices=["json", "ndjson", "csv"], help="export format (default json)")
     parser.add_argument("--window", help="window length dividing 24h: 15m, 1h, 6h, 1d (default 1d)")
+    parser.add_argument(
+        "--yes", action="store_true", help="go ahead even above max_windows_per_run windows (default 5000)"
+    )
 
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:
@@ -427,9 +502,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(message)s",
         stream=sys.stderr,
     )
+    with stop_on_signals() as stop:
+        try:
+            return run_command(args)
+        except BaseException:
+            if stop.signal is None:
+                raise
+        print(stop.line(), file=sys.stderr)
+        return stop.exit_code
+
+
+def run_command(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args))
-    except ConfigurationException as error:  # dlt could not resolve a config value
+    except ConfigFieldMissingException as error:
+        print(f"error: {missing_config(error)}", file=sys.stderr)
+        return 2
+    except ConfigurationException as error:  # any other config value dlt could not resolve
         print(f"error: {describe_config_error(error)}", file=sys.stderr)
         return 2
     except (FullStoryError, PipelineStepFailed) as error:

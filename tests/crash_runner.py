@@ -7,6 +7,7 @@ this process with SIGKILL at MOMENT:
   inside a transaction, which then dies with the process);
 - `commit:TABLE`: right after the first copy job of TABLE finished in the destination, before
   dlt recorded that (the moment where a resumed load copies the file a second time);
+- `extracted:N`: while extracting, right after the N-th window's rows were extracted;
 - `prepare`: do not load at all, leave the package pending and exit 0 (tests then copy the
   working dirs and load that same package many times).
 - `load:MOMENT`: only load the package a `prepare` left pending, and kill at MOMENT.
@@ -28,6 +29,7 @@ from dlt.common.storages.load_package import PackageStorage
 from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
 
 from fullstory_source import RunReport, fullstory_source
+from fullstory_source.lifecycle import WindowExport
 
 
 def die() -> None:
@@ -63,9 +65,29 @@ def kill_before_recording(table: str) -> None:
     PackageStorage.save_pending_transition = record  # type: ignore[method-assign]
 
 
+def kill_after_extracting(number: int) -> None:
+    count = 0
+    lock = threading.Lock()
+    extracted = WindowExport.extracted
+
+    def counted(self: WindowExport) -> None:
+        nonlocal count
+        extracted(self)
+        with lock:
+            count += 1
+            if count == number:
+                die()
+
+    WindowExport.extracted = counted  # type: ignore[method-assign]
+
+
 def main() -> None:
     base_url, moment = sys.argv[1], sys.argv[2]
-    pipeline = dlt.pipeline(pipeline_name="fullstory", destination="duckdb", dataset_name="fullstory")
+    pipeline = dlt.pipeline(
+        pipeline_name="fullstory_pipeline", destination="duckdb", dataset_name="fullstory"
+    )
+    if moment.startswith("extracted:"):
+        kill_after_extracting(int(moment.removeprefix("extracted:")))
     if not moment.startswith("load:"):
         source = fullstory_source(
             base_url=base_url,
@@ -74,7 +96,8 @@ def main() -> None:
             start_date="2026-10-01T00:00:00Z",
             end_date="2026-10-02T00:00:00Z",
             window="6h",
-            report=RunReport(),
+            events=RunReport(),
+            on_window_error="record",
         )
         pipeline.extract(source)
         pipeline.normalize()

@@ -19,6 +19,7 @@ import duckdb
 import pytest
 
 from fullstory_sandbox import Fault, Sandbox, events
+from fullstory_source.windows import format_time
 from pipelines.fullstory_pipeline import main
 
 from .support import API_KEY, DAY1, DAY2, loaded_multiset, query
@@ -35,9 +36,15 @@ WINDOW_STARTS = [f"2026-10-01T{hour:02d}:00:00Z" for hour in (0, 6, 12, 18)]
 
 @pytest.fixture
 def env(command_env: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The command's environment (conftest.command_env), for subprocesses too."""
+    """The command's environment (conftest.command_env), for subprocesses too; downloads wait in
+    `downloads` beside the DuckDB file."""
     monkeypatch.setenv("SOURCES__FULLSTORY__API_FLAVOR", "live")
+    monkeypatch.setenv("SOURCES__FULLSTORY__DOWNLOAD_DIR", str(command_env.parent / "downloads"))
     return dict(os.environ)
+
+
+def download_dirs(env: dict[str, str]) -> list[str]:
+    return sorted(p.name for p in Path(env["SOURCES__FULLSTORY__DOWNLOAD_DIR"]).glob("*"))
 
 
 def creates_per_window(sb: Sandbox) -> dict[str, int]:
@@ -103,6 +110,34 @@ def test_a_failed_operation_is_retried_by_the_next_run(
     assert sorted(counts.values()) == [1, 1, 1, 2]  # the failed window was created again, once
 
 
+# Gzip files that hold no readable export. (A `_real` value "N/A" and fields that differ only in
+# case are not errors any more: the reader loads NULL with a warning, and `export_<name>`.)
+BAD_EXPORTS = {
+    "truncated JSON": b'[{"EventStart": "2026-10-01T01:00:00Z", "EventType": "cli',
+    "an HTML error page": b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+    "a row without EventStart": b'[{"EventType": "click", "IndvId": 1, "SessionId": 2, "PageId": 3}]',
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_EXPORTS))
+def test_one_unreadable_export_fails_only_its_window_and_is_exported_again(
+    live_sandbox: Sandbox, database: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str], bad: str
+) -> None:
+    live_sandbox.faults.serve_instead(BAD_EXPORTS[bad])  # the first download, whichever window
+    assert main([*RUN, "--base-url", live_sandbox.base_url]) == 1
+    failed = query(database, "SELECT start_at, error FROM fullstory.export_runs WHERE status = 'Failed'")
+    assert len(failed) == 1, failed
+    start = failed[0][0]
+    loaded = {w for (w,) in query(database, "SELECT DISTINCT window_start FROM fullstory.events")}
+    assert start not in loaded and len(loaded) == 3  # the other three windows loaded
+    assert "FAILED segment 'everyone', events, window" in capsys.readouterr().out
+
+    assert main([*RUN, "--base-url", live_sandbox.base_url]) == 0
+    assert_exact(live_sandbox, database)
+    counts = creates_per_window(live_sandbox)
+    assert counts[format_time(start)] == 2 and sorted(counts.values()) == [1, 1, 1, 2]  # a fresh export
+
+
 def test_a_429_storm_beyond_the_budget_fails_clearly(
     live_sandbox: Sandbox, database: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -133,8 +168,8 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
 
 
 def journaled(env: dict[str, str]) -> int:
-    """How many operations the runs of pipeline 'fullstory' have in their journal."""
-    path = Path(env["DLT_DATA_DIR"]) / "pipelines" / "fullstory" / "fullstory_operations.json"
+    """How many operations the command's runs (pipeline 'fullstory_pipeline') have in their journal."""
+    path = Path(env["DLT_DATA_DIR"]) / "pipelines" / "fullstory_pipeline" / "fullstory_operations.json"
     try:
         return len(json.loads(path.read_text())["operations"])
     except (OSError, ValueError):
@@ -182,6 +217,24 @@ def test_kill_9_then_operations_gone_are_created_again_once(
     assert creates_per_window(slow_sandbox) == dict.fromkeys(WINDOW_STARTS, 2)
 
 
+def test_kill_9_while_extracting_resumes_the_windows_already_extracted(
+    live_sandbox: Sandbox, database: Path, env: dict[str, str]
+) -> None:
+    # two of the four windows are in the extract, which is not committed yet
+    crashed = crash_runner(live_sandbox, "extracted:2", env)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+
+    assert main([*RUN, "--base-url", live_sandbox.base_url]) == 0
+    assert_exact(live_sandbox, database)
+    assert creates_per_window(live_sandbox) == dict.fromkeys(WINDOW_STARTS, 1)  # all four resumed
+    # once that run is committed, its windows are done: a refresh would export them again
+    journal = json.loads(next((Path(env["DLT_DATA_DIR"])).rglob("fullstory_operations.json")).read_text())
+    assert len(journal["operations"]) == 4  # kept until the next run sees the commit
+    assert main([*RUN, "--end", "2026-10-02T06:00:00Z", "--base-url", live_sandbox.base_url]) == 0
+    journal = json.loads(next((Path(env["DLT_DATA_DIR"])).rglob("fullstory_operations.json")).read_text())
+    assert len(journal["operations"]) == 1  # the four were dropped, the new window is kept
+
+
 def test_a_second_run_of_the_same_pipeline_stops_at_once_with_one_line(
     slow_sandbox: Sandbox, database: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -193,7 +246,7 @@ def test_a_second_run_of_the_same_pipeline_stops_at_once_with_one_line(
             assert main([*RUN, "--base-url", slow_sandbox.base_url]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(
-            f"error: another run of pipeline 'fullstory' is in progress (pid {first.pid}, lock "
+            f"error: another run of pipeline 'fullstory_pipeline' is in progress (pid {first.pid}, lock "
         ), err
         assert len(slow_sandbox.created_exports()) == 4  # the second run created nothing
     finally:
@@ -205,6 +258,47 @@ def test_a_second_run_of_the_same_pipeline_stops_at_once_with_one_line(
     assert creates_per_window(slow_sandbox) == dict.fromkeys(WINDOW_STARTS, 1)
 
 
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_at_once_with_one_line_and_the_next_run_resumes(
+    slow_sandbox: Sandbox, database: Path, env: dict[str, str], signal_number: int
+) -> None:
+    process = command(slow_sandbox, env)
+    polled = lambda: len({r.path for r in slow_sandbox.requests("GET", "/operations/v1/")}) == 4  # noqa: E731
+    wait_for(polled, "all four operations to be polled")
+    process.send_signal(signal_number)
+    try:
+        out, _ = process.communicate(timeout=60)  # without a prompt stop: polls for 600 s
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal_number, out[-3000:]
+    assert "Traceback" not in out and "generator already executing" not in out, out[-3000:]
+    assert out.strip().splitlines()[-1] == (
+        f"stopped by {signal.Signals(signal_number).name}: nothing of this run's extract was committed; "
+        "the next run resumes the exports in flight and finishes any load left pending"
+    )
+    assert download_dirs(env) == []
+    slow_sandbox.finish_operations()
+
+    assert main([*RUN, "--base-url", slow_sandbox.base_url]) == 0
+    assert_exact(slow_sandbox, database)
+    assert creates_per_window(slow_sandbox) == dict.fromkeys(WINDOW_STARTS, 1)
+
+
+def test_kill_9_then_the_files_of_completed_operations_are_gone_exports_again_once(
+    slow_sandbox: Sandbox, database: Path, env: dict[str, str]
+) -> None:
+    process = command(slow_sandbox, env)
+    wait_for(lambda: journaled(env) == 4, "four exports to be created and journaled", 180)
+    kill(process)
+    slow_sandbox.finish_operations()  # COMPLETED, but storage lost their files
+    slow_sandbox.faults.add(Fault("download", status=404, times=4))
+    slow_sandbox.operation_seconds = 0
+
+    assert main([*RUN, "--base-url", slow_sandbox.base_url]) == 0
+    assert_exact(slow_sandbox, database)
+    assert creates_per_window(slow_sandbox) == dict.fromkeys(WINDOW_STARTS, 2)
+
+
 def test_kill_9_while_downloading_resumes_the_same_operations(
     live_sandbox: Sandbox, database: Path, env: dict[str, str]
 ) -> None:
@@ -213,10 +307,13 @@ def test_kill_9_while_downloading_resumes_the_same_operations(
     wait_for(lambda: live_sandbox.requests("GET", "/download/"), "a download to start")
     kill(process)
     live_sandbox.download_chunk_delay = 0.0
+    left = download_dirs(env)  # the killed run's partial downloads
+    assert len(left) == 1 and left[0].startswith(f"run-{process.pid}-"), left
 
     assert main([*RUN, "--base-url", live_sandbox.base_url]) == 0
     assert_exact(live_sandbox, database)
     assert creates_per_window(live_sandbox) == dict.fromkeys(WINDOW_STARTS, 1)
+    assert download_dirs(env) == []  # removed: the killed run's and this run's
 
 
 # A day of ~75,000 events in 6 h windows: one load package big enough that a kill lands inside

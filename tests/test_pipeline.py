@@ -101,10 +101,10 @@ BAD_INPUT: list[tuple[list[str], dict[str, str], str]] = [
     (["--start", "0001-01-01T00:00:00Z"], {}, "start_date='0001-01-01T00:00:00Z' is outside 1970-2999"),
     ([], {"SOURCES__FULLSTORY__SEGMENT_IDS": "everyone"}, "config value segment_ids "
      "(SOURCES__FULLSTORY__SEGMENT_IDS or [sources.fullstory] segment_ids) cannot be read as a list"),
-    ([], {"SOURCES__FULLSTORY__REQUEST_TIMEOUT": "0"}, "request_timeout=0.0 must be more than 0"),
-    ([], {"SOURCES__FULLSTORY__POLL_INTERVAL": "0"}, "poll_interval=0.0 must be more than 0"),
-    ([], {"SOURCES__FULLSTORY__POLL_INTERVAL": "-1"}, "poll_interval=-1.0 must be more than 0"),
-    ([], {"SOURCES__FULLSTORY__DOWNLOAD_ATTEMPTS": "0"}, "download_attempts=0 must be at least 1"),
+    ([], {"SOURCES__FULLSTORY__REQUEST_TIMEOUT": "0"}, "request_timeout=0.0 must be greater than 0"),
+    ([], {"SOURCES__FULLSTORY__POLL_INTERVAL": "0"}, "poll_interval=0.0 must be greater than 0"),
+    ([], {"SOURCES__FULLSTORY__POLL_INTERVAL": "-1"}, "poll_interval=-1.0 must be greater than 0"),
+    ([], {"SOURCES__FULLSTORY__DOWNLOAD_ATTEMPTS": "0"}, "download_attempts=0 must be a whole number"),
     (["backfill", "--end", "2026-10-01T13:00:00Z"], {}, "backfill end 2026-10-01T13:00:00Z is not on the 6h "
      "window grid; use 2026-10-01T12:00:00Z or 2026-10-01T18:00:00Z"),
 ]  # fmt: skip
@@ -140,7 +140,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_happens(
 def test_a_pending_load_is_finished_before_new_windows(
     live_sandbox: Sandbox, command_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pipeline = make_pipeline(command_env, name="fullstory")
+    pipeline = make_pipeline(command_env, name="fullstory_pipeline")
     args = {"segment_ids": ["everyone"], "export_types": ["events"], "start_date": "2026-10-01T00:00:00Z"}
     pipeline.run(source(live_sandbox, **args, end_date="2026-10-02T00:00:00Z"))
     # the next run extracted and normalized two windows of day 2, then died before loading them
@@ -245,3 +245,16 @@ def test_the_command_has_arrow_allocate_with_malloc_unless_told_otherwise(
         assert pa.default_memory_pool().backend_name == "system"
     finally:
         pa.set_memory_pool(initial)
+
+
+def test_a_run_of_too_many_windows_asks_for_yes_before_creating_any(
+    live_sandbox: Sandbox, command_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["run", "--base-url", live_sandbox.base_url, "--segment", "everyone", "--types", "events",
+            "--start", "1970-01-01T00:00:00Z", "--window", "1h"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: this run would export 49"), err
+    assert "1h events windows for one segment, more than max_windows_per_run=5,000" in err[0]
+    assert err[0].endswith("pass --yes (SOURCES__FULLSTORY__MAX_WINDOWS_PER_RUN=0) to go ahead")
+    assert live_sandbox.created_exports() == []

@@ -33,7 +33,7 @@ from sqlglot import exp
 
 from fullstory_sandbox import Sandbox
 from fullstory_source.runs import RUNS_TABLE
-from fullstory_source.warehouses import apply_warehouse_hints, warehouse_of
+from fullstory_source.warehouses import warehouse_of
 from pipelines.fullstory_pipeline import build_parser, main, make_pipeline
 
 from .support import API_KEY, DAY1, DAY2, source
@@ -67,13 +67,13 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def extract(sb: Sandbox, destination: Any, staging: Any = None, **overrides: Any) -> dlt.Pipeline:
-    """Extract and normalize 12 hours of two segments for `destination`, hints applied the way
-    `fullstory-pipeline run` applies them."""
+    """Extract and normalize 12 hours of two segments for `destination`, as a user's own dlt
+    pipeline does: no call of ours besides `fullstory_source`, whose resources apply their table
+    design for the pipeline's destination when they start."""
     pipeline = dlt.pipeline(
         "fullstory_wh", destination=destination, staging=staging, dataset_name="fullstory"
     )
     src = source(sb, segment_ids=[SEGMENT], start_date=DAY1, end_date=END)
-    apply_warehouse_hints(src, pipeline.destination)
     for name, hints in overrides.items():
         src.resources[name].apply_hints(**hints)
     pipeline.extract(src)
@@ -176,7 +176,7 @@ def test_bigquery_hints_files_and_schema_check(live_sandbox: Sandbox, fake_crede
 
 def test_bigquery_refuses_json_columns_in_parquet(live_sandbox: Sandbox, fake_credentials: None) -> None:
     """Why BigQuery tables load from JSONL: from Parquet, dlt stops the load before it starts."""
-    pipeline = extract(live_sandbox, "bigquery", events={"file_format": ""})  # "" drops the hint
+    pipeline = extract(live_sandbox, "bigquery", events={"file_format": "parquet"})  # a user choice is kept
     assert formats(pipeline)["events"] == {"parquet"}
     client = pipeline.destination_client()
     with pytest.raises(UnsupportedDataType, match="evt_"):
@@ -330,6 +330,7 @@ def replay_in_duckdb(
             "event_bucket": start.replace(minute=start.minute // 15 * 15),
             "window_start": DAY1,
             "window_end": DAY1 + timedelta(hours=window_hours),
+            "_dlt_load_id": "load-1",
         }
 
     # loaded before, with 1d windows: segment a has buckets 00:00 and 00:15, segment b 00:00
@@ -352,6 +353,7 @@ def replay_in_duckdb(
             "display_name": label,
             "window_start": DAY1,
             "window_end": DAY1 + timedelta(hours=window_end_hour),
+            "_dlt_load_id": "load-1",
         }
 
     insert(
@@ -403,7 +405,10 @@ def check_event_file_schema(schema: pa.Schema) -> None:
     assert schema.field("user_ltv_real").type == pa.float64()
     assert pa.types.is_list(schema.field("evt_tags_strs").type)
     assert pa.types.is_list(schema.field("evt_codes_ints").type)
-    assert not [n for n in schema.names if n.startswith("_dlt")]  # arrow tables get no dlt ids
+    # the load that wrote each row (dlt adds it to Arrow data at extract); no per-row _dlt_id
+    load_id = schema.field("_dlt_load_id").type
+    assert pa.types.is_string(getattr(load_id, "value_type", load_id))  # plain or dictionary-encoded
+    assert [n for n in schema.names if n.startswith("_dlt")] == ["_dlt_load_id"]
 
 
 def test_staged_load_copies_parquet_into_the_bucket(live_sandbox: Sandbox, tmp_path: Path) -> None:
@@ -418,7 +423,7 @@ def test_staged_load_copies_parquet_into_the_bucket(live_sandbox: Sandbox, tmp_p
         dataset_name="fullstory",
     )
     src = source(live_sandbox, segment_ids=[SEGMENT], start_date=DAY1, end_date=END)
-    info = pipeline.run(apply_warehouse_hints(src, pipeline.destination))
+    info = pipeline.run(src)
     assert not info.has_failed_jobs
     staged = sorted((bucket / "fullstory" / "events").glob("*.parquet"))
     assert staged, sorted(p.relative_to(bucket) for p in bucket.rglob("*"))
@@ -454,7 +459,7 @@ def test_the_command_loads_bigquery_with_its_table_design(
         main(argv)
     assert failed.value.step == "load"
     assert isinstance(failed.value.exception, DestinationConnectionError)
-    pipeline = dlt.attach("fullstory")
+    pipeline = dlt.attach("fullstory_pipeline")
     assert pipeline.has_pending_data  # loaded first by the next run
     tables = pipeline.default_schema.tables
     assert tables["events"]["x-bigquery-cluster-columns"] == ["segment_id", "event_type"]
