@@ -50,7 +50,7 @@ class ExportType:
     snowflake_cluster: list[str]  # columns of the Snowflake cluster key
     # what each parsed batch becomes before it is yielded (columns added, per-batch hints); the
     # second argument is how many rows of the window came before the batch
-    prepare_batch: Callable[[pa.RecordBatch, int], Any] = field(default=lambda batch, first_row: batch)
+    prepare_batch: Callable[..., Any] = field(default=lambda batch, first_row=0: batch)
 
     @property
     def table(self) -> str:
@@ -60,11 +60,11 @@ class ExportType:
 REPLACE = {"disposition": "merge", "strategy": "delete-insert"}
 
 
-def _events_batch(batch: pa.RecordBatch, first_row: int) -> Any:
+def _events_batch(batch: pa.RecordBatch, first_row: int = 0) -> Any:
     return with_row_numbers(with_bucket(batch), first_row)
 
 
-def _individuals_batch(batch: pa.RecordBatch, first_row: int) -> Any:
+def _individuals_batch(batch: pa.RecordBatch, first_row: int = 0) -> Any:
     """The newest window wins (tables.py); a hint on the table, not on the resource's others."""
     hints = individuals_hints(duckdb_table("individuals"))
     return dlt.mark.with_hints(batch, hints, create_table_variant=True)
