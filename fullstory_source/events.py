@@ -32,7 +32,7 @@ class ExportEvent:
     job: ExportJob
     state: str  # Starting, Running, Downloading, Loading, Completed, Failed
     percent: float | None = None  # FullStory's estimatePctComplete while Running
-    bytes_downloaded: int | None = None  # once Downloading is over
+    bytes_downloaded: int | None = None  # so far, while Downloading
     rows: int | None = None  # rows read so far (Loading) or in all (Completed)
     outcome: WindowOutcome | None = None  # with Completed and Failed
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,9 +107,12 @@ class ExportApi:
             str(job),
         )
 
-    def fetch(self, job: ExportJob, operation_id: str, url: str) -> DownloadedExport:
-        """One download attempt: stream the file to disk, checking it on the way. Whatever a
-        fresh link might cure raises RetryableDownloadError."""
+    def fetch(
+        self, job: ExportJob, operation_id: str, url: str, on_bytes: Callable[[int], None] | None = None
+    ) -> DownloadedExport:
+        """One download attempt: stream the file to disk, checking it on the way (`on_bytes`
+        hears the bytes received so far). Whatever a fresh link might cure raises
+        RetryableDownloadError."""
         target = self._target(job)
         # No auth header: the link is presigned (see client.py)
         try:
@@ -120,7 +124,7 @@ class ExportApi:
                 raise RetryableDownloadError(f"link expired or refused (HTTP 403) at {redact_url(url)}")
             if response.status_code >= 400:
                 raise RetryableDownloadError(f"HTTP {response.status_code} from {redact_url(url)}")
-            check = _stream_to(target, response)
+            check = _stream_to(target, response, on_bytes)
         problem = check.problem(self.export_format)
         if problem:
             target.unlink(missing_ok=True)
@@ -138,13 +142,15 @@ class ExportApi:
         return self.download_dir / f"{safe_segment}-{job.export_type}-{stamp}.{self.export_format}.gz"
 
 
-def _stream_to(target: Path, response: Any) -> GzipCheck:
+def _stream_to(target: Path, response: Any, on_bytes: Callable[[int], None] | None = None) -> GzipCheck:
     check = GzipCheck()
     try:
         with target.open("wb") as out:
             for chunk in response.iter_content(CHUNK):
                 check.feed(chunk)
                 out.write(chunk)
+                if on_bytes:
+                    on_bytes(check.received)
     except RequestException as error:
         target.unlink(missing_ok=True)
         raise RetryableDownloadError(f"connection broke mid-download ({type(error).__name__})") from None

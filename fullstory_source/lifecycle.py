@@ -141,7 +141,8 @@ class WindowExport:
             if attempt > 1:
                 operation = self.s.api.operation(self.job, self.operation_id)
             try:
-                export = self.s.api.fetch(self.job, self.operation_id, self.s.api.link(self.job, operation))
+                url = self.s.api.link(self.job, operation)
+                export = self.s.api.fetch(self.job, self.operation_id, url, on_bytes=self._downloaded)
             except RetryableDownloadError as problem:
                 problems.append(str(problem))
                 logger.warning("download of %s, attempt %d/%d: %s", self.job, attempt, attempts, problem)
@@ -153,6 +154,10 @@ class WindowExport:
             f"{attempts} attempts: {'; '.join(problems)}. Nothing was loaded for this window and "
             "its cursor did not move; run again."
         )
+
+    def _downloaded(self, received: int) -> None:
+        """Bytes so far, for progress displays (called per received chunk)."""
+        self._emit("Downloading", bytes_downloaded=received)
 
     # -- in the dlt resource: the rows -------------------------------------------------------
     def rows(self, read: Reader, load_id: str) -> Iterator[Any]:

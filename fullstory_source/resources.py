@@ -70,7 +70,8 @@ def _finish(export: WindowExport, plan: WindowPlan, run: ExportRun) -> Iterator[
         outcome = export.outcome(kind)
         if run.config.exports.on_window_error == "raise":
             raise export.error
-        logger.error("%s", export.error)
+        # recorded (the outcome's error): a display shows it once, in full
+        logger.info("window failed: %s", export.error)
         _record(export, run, outcome)
         return
     yield from export.rows(read_export, dlt.current.load_package_state()["load_id"])

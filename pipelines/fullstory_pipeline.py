@@ -43,7 +43,7 @@ from fullstory_source.runs import RUNS_TABLE, backfills_resource
 from fullstory_source.windows import format_time, parse_time
 
 from .duckdb_memory import duckdb_memory
-from .progress import ProgressDisplay
+from .progress import ProgressDisplay, make_console, setup_logging
 from .status import resource_states, status_lines
 
 logger = logging.getLogger("fullstory_pipeline")
@@ -360,10 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fullstory-pipeline", description="Load FullStory segment exports with dlt."
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="every step of every export (DEBUG)")
+    # `-v` also after the command name (`run -v`), without resetting one given before it
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="as above")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="export new windows and load them")
+    run = commands.add_parser("run", parents=[verbose], help="export new windows and load them")
     add_pipeline_args(run)
     add_export_args(run)
     run.add_argument("--start", help="first window start when no cursor exists yet (RFC 3339)")
@@ -383,7 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     backfill = commands.add_parser(
-        "backfill", help="re-export [start, end) in grid windows; re-run the same command to resume"
+        "backfill",
+        parents=[verbose],
+        help="re-export [start, end) in grid windows; re-run the same command to resume",
     )
     add_pipeline_args(backfill)
     add_export_args(backfill)
@@ -393,15 +398,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_connection_args(backfill)
     backfill.set_defaults(handler=cmd_backfill)
 
-    status = commands.add_parser("status", help="cursors, last run outcomes and open backfills")
+    status = commands.add_parser(
+        "status", parents=[verbose], help="cursors, last run outcomes and open backfills"
+    )
     add_pipeline_args(status)
     status.set_defaults(handler=cmd_status)
 
-    demo = commands.add_parser("demo", help="offline demo: local FullStory sandbox -> DuckDB")
+    demo = commands.add_parser(
+        "demo", parents=[verbose], help="offline demo: local FullStory sandbox -> DuckDB"
+    )
     demo.add_argument("--output", default=DEMO_DATABASE, help=f"DuckDB file (default {DEMO_DATABASE})")
     demo.set_defaults(handler=cmd_demo)
 
-    segments = commands.add_parser("segments", help="list the segments the API key can see")
+    segments = commands.add_parser(
+        "segments", parents=[verbose], help="list the segments the API key can see"
+    )
     add_connection_args(segments)
     segments.set_defaults(handler=cmd_segments)
     return parser
@@ -437,11 +448,7 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(make_console(), args.verbose)
     try:
         return int(args.handler(args))
     except ConfigFieldMissingException as error:
