@@ -5,6 +5,7 @@
     fullstory-pipeline status
     fullstory-pipeline demo
     fullstory-pipeline segments
+    fullstory-pipeline models
 
 Exit codes: 0 all windows loaded; 1 some windows failed (the rest loaded, see the summary);
 2 bad input (nothing was loaded).
@@ -33,6 +34,7 @@ from fullstory_source.warehouses import apply_warehouse_hints
 from fullstory_source.windows import format_time, parse_time
 
 from .duckdb_memory import duckdb_memory
+from .models import add_models_parser
 from .progress import ProgressDisplay
 from .status import resource_states, status_lines
 
@@ -337,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     segments = commands.add_parser("segments", help="list the segments the API key can see")
     add_connection_args(segments)
     segments.set_defaults(handler=cmd_segments)
+
+    add_models_parser(commands, add_pipeline_args)
     return parser
 
 

@@ -1,0 +1,63 @@
+{#
+  How sessions and page views stay exact while they are built incrementally.
+
+  Every window the pipeline loads (new, refreshed by lookback, or backfilled) gets a Completed
+  row in `export_runs`, written in the same load as its events, with that load's `_dlt_load_id`.
+  A model remembers the newest load id it has seen (`_fullstory_load_id`). On the next build the
+  windows loaded since are the changed windows, and the sessions they can touch are rebuilt
+  whole, from all their events whatever window holds them, by the day they started:
+
+    - sessions with an event in a changed window now (new and late events), and
+    - sessions built before that overlapped a changed window (they may have lost events there).
+
+  Their start days are replaced (delete+insert on session_date; insert_overwrite of the day
+  partitions on BigQuery). A session that spans a refreshed window is therefore rebuilt from
+  its events on both sides of it, never half.
+#}
+
+{% macro fullstory_changed_windows() %}
+    select start_at, end_at
+    from {{ source('fullstory', 'export_runs') }}
+    where export_type = 'events' and status = 'Completed'
+      and _dlt_load_id > (select coalesce(max(_fullstory_load_id), '') from {{ this }})
+{% endmacro %}
+
+{% macro fullstory_changed_session_days() %}
+    select distinct session_date from (
+        select {{ utc_date('loaded.session_start') }} as session_date
+        from {{ source('fullstory', 'events') }} as loaded
+        inner join ({{ fullstory_changed_windows() }}) as changed
+            on loaded.event_start >= changed.start_at and loaded.event_start < changed.end_at
+        union all
+        select built.session_date
+        from {{ this }} as built
+        inner join ({{ fullstory_changed_windows() }}) as changed
+            on built.started_at < changed.end_at and built.ended_at >= changed.start_at
+    ) as touched
+{% endmacro %}
+
+{# The newest load whose windows this build includes (stored in every row it writes) #}
+{% macro fullstory_newest_load_id() %}
+    (select max(_dlt_load_id) from {{ source('fullstory', 'export_runs') }}
+     where export_type = 'events' and status = 'Completed')
+{% endmacro %}
+
+{% macro fullstory_incremental_config() %}
+    {{ return({
+        'materialized': 'incremental',
+        'incremental_strategy': 'insert_overwrite' if target.type == 'bigquery' else 'delete+insert',
+        'unique_key': none if target.type == 'bigquery' else 'session_date',
+        'partition_by': {'field': 'session_date', 'data_type': 'date'} if target.type == 'bigquery' else none,
+        'on_schema_change': 'append_new_columns',
+    }) }}
+{% endmacro %}
+
+{# is_incremental(), except when compiling without introspection (`dbt compile --no-introspect`,
+   e.g. BigQuery or Snowflake without credentials at hand): then there is no warehouse to ask,
+   and the var fullstory_compile_incremental says which build to show. #}
+{% macro fullstory_is_incremental() %}
+    {% if not flags.INTROSPECT %}
+        {{ return(var('fullstory_compile_incremental', false)) }}
+    {% endif %}
+    {{ return(is_incremental()) }}
+{% endmacro %}
