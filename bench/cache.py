@@ -1,7 +1,7 @@
 """Deterministic benchmark exports, generated once into a cache directory.
 
 The files are exactly what the sandbox serves for an events export of one day of segment
-`everyone` (same rows, same encoding): they are written under `export_cache_name(...)`, the
+`everyone` (same rows and fields, same encoding): they are written under `export_cache_name(...)`, the
 name `Sandbox(export_cache_dir=...)` looks for, so the sandbox serves them instead of generating
 them while a benchmark is timed. One pass over the generated rows writes NDJSON and JSON together;
 CSV (whose header is the union of all keys) is then written from the NDJSON.
@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fullstory_sandbox import data
+from fullstory_sandbox import current_fields, data
 from fullstory_sandbox.encode import _COMPRESSLEVEL, _write_csv_rows
 from fullstory_sandbox.server import export_cache_name
 from fullstory_sandbox.validate import ExportJob
@@ -104,9 +104,8 @@ def generate(cache_dir: Path, events_per_hour: int, formats: Sequence[str]) -> N
     if "json" in formats or not _meta_path(ndjson).exists():
         if "json" in formats:
             targets["json"] = cache_path(cache_dir, "json", events_per_hour)
-        keys = _write_ndjson_and_json(
-            targets, data.events(SEGMENT, WINDOW_START, WINDOW_END, events_per_hour)
-        )
+        rows = data.events(SEGMENT, WINDOW_START, WINDOW_END, events_per_hour)
+        keys = _write_ndjson_and_json(targets, current_fields.add(rows, "events"))
         _meta_path(ndjson).with_name(ndjson.name + ".keys.json").write_text(json.dumps(keys))
     if "csv" in formats:
         keys = json.loads(ndjson.with_name(ndjson.name + ".keys.json").read_text())

@@ -46,7 +46,13 @@ KINDS = ("imports", "errors")
 BatchReply = tuple[int, Any, dict[str, str]]
 
 _NAMES = ("Support Ticket", "Order Completed", "Signed Up", "Plan Changed")
-_COUNTRIES = (("US", "US-CA", "San Francisco"), ("DE", "DE-BE", "Berlin"), ("JP", "JP-13", "Tokyo"))
+# (country, region, city, latitude, longitude): the location context of FullStory's v2 events API
+# (node SDK LocationContext: latitude and longitude are doubles, plus ip_address)
+_COUNTRIES = (
+    ("US", "US-CA", "San Francisco", 37.7749, -122.4194),
+    ("DE", "DE-BE", "Berlin", 52.52, 13.405),
+    ("JP", "JP-13", "Tokyo", 35.6762, 139.6503),
+)
 _ERROR_CODES = (
     ("invalid_argument", "timestamp is not a valid ISO 8601 time"),
     ("required_field", "uid is required"),
@@ -79,8 +85,15 @@ def imported_event(job_id: str, index: int, include_schema: bool = False) -> dic
     if index % 4 != 3:  # some events are not attached to a session
         event["session"] = {"id": f"{4_000_000 + index}:{1_298_251_231 + index}", "uid": f"s-{index}"}
     if index % 2 == 0:  # and only some carry a location
-        country, region, city = _COUNTRIES[index % len(_COUNTRIES)]
-        event["context"]["location"] = {"country": country, "region": region, "city": city}
+        country, region, city, latitude, longitude = _COUNTRIES[index % len(_COUNTRIES)]
+        event["context"]["location"] = {
+            "country": country,
+            "region": region,
+            "city": city,
+            "latitude": latitude,
+            "longitude": longitude,
+            "ip_address": f"198.51.100.{index % 250 + 1}",
+        }
     if index % 5 == 4:
         event["context"]["device"] = {"manufacturer": "Example", "model": f"X{index}"}
     if include_schema:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ENDPOINTS = (
+    "any",
     "segments",
     "segment",
     "create",
     "operation",
+    "operations",
     "link",
     "download",
     "batch_job",
@@ -24,8 +26,13 @@ class Fault:
     """Answer the next `times` matching requests with `status` (0: reset the connection instead).
 
     Endpoints: "segments" (list), "segment" (get one), "create" (POST export), "operation" (poll),
-    "link" (the request that issues a download link: the live results endpoint, or in spec flavor the
-    poll that would complete the operation), "download" (the signed link).
+    "operations" (the operations list), "link" (the request that issues a download link: the live
+    results endpoint, or in spec flavor the poll that would complete the operation), "download"
+    (the signed link), the batch endpoints, and "any" (every one of them).
+
+    `every`: hit only every `every`-th matching request ("a fault every few requests"), `times`
+    hits in all. `committed` (create only): the export IS created, then the answer is lost
+    (`status` 0: the connection resets; else that status): the client cannot know its operation id.
     """
 
     endpoint: str
@@ -34,10 +41,17 @@ class Fault:
     retry_after: float | None = None
     message: str = "injected fault"
     segment_id: str | None = None  # only requests about this segment; None matches every request
+    every: int = 1
+    committed: bool = False
+    _seen: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         if self.endpoint not in ENDPOINTS:
             raise ValueError(f"unknown fault endpoint {self.endpoint!r}; expected one of {ENDPOINTS}")
+        if self.every < 1:
+            raise ValueError("every must be at least 1")
+        if self.committed and self.endpoint != "create":
+            raise ValueError("committed faults exist only for the create endpoint")
 
 
 @dataclass
@@ -92,11 +106,15 @@ class Faults:
         """Consume one hit of the first fault matching this request, if any."""
         with self._lock:
             for fault in self._faults:
-                if fault.endpoint == endpoint and fault.segment_id in (None, segment_id):
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self._faults.remove(fault)
-                    return fault
+                if fault.endpoint not in (endpoint, "any") or fault.segment_id not in (None, segment_id):
+                    continue
+                fault._seen += 1
+                if fault._seen % fault.every:
+                    continue
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._faults.remove(fault)
+                return fault
         return None
 
     def take_operation_failure(self, segment_id: str) -> str | None:

@@ -8,7 +8,7 @@ import math
 import secrets
 import threading
 import time
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 
 class LinkSigner:
@@ -29,7 +29,7 @@ class LinkSigner:
         with self._lock:
             signature = self._signature(export_id, expires, self._generation)
         query = urlencode({"expires": expires, "signature": signature})
-        return f"/download/{export_id}?{query}", float(expires)
+        return f"/download/{quote(export_id, safe='')}?{query}", float(expires)
 
     def expire_all(self) -> None:
         with self._lock:

@@ -12,7 +12,6 @@ import struct
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,20 +19,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import data
+from . import current_fields, data, segment_rules
 from .batch import BatchJobs
 from .encode import write_export
 from .errors import ApiError
 from .faults import Fault, Faults
 from .links import LinkSigner
 from .log import LoggedRequest, RequestLog
-from .operations import Operation
+from .operations import ID_STYLES, LIST_STATES, LIST_TYPES, Operation, new_id
+from .segment_rules import SCOPES, SegmentRule, Selection
 from .timefmt import format_ts, require_utc
 from .validate import TYPES, ExportJob, parse_export_request
 
 FLAVORS = ("spec", "live")
+SEGMENT_TOKEN_NAMES = ("nextPaginationToken", "next_pagination_token")
+FIELD_SETS = ("current", "legacy")
 _CHUNK = 64 * 1024
 _NOT_GZIP = b"<Error><Code>InternalError</Code><Message>not gzip, as promised</Message></Error>\n" * 8
 _LIVE_EXPORT_TTL = timedelta(days=1)
@@ -78,9 +80,20 @@ class Sandbox:
         port: int = 0,
         workdir: str | None = None,
         export_cache_dir: str | None = None,
+        segment_rules: dict[str, SegmentRule] | None = None,
+        operation_ids: str = "hex",
+        segments_token: str = "nextPaginationToken",
+        field_set: str = "current",
+        history_days: int = 90,
     ) -> None:
         if flavor not in FLAVORS:
             raise ValueError(f"flavor must be one of {FLAVORS}")
+        if operation_ids not in ID_STYLES:
+            raise ValueError(f"operation_ids must be one of {ID_STYLES}")
+        if segments_token not in SEGMENT_TOKEN_NAMES:
+            raise ValueError(f"segments_token must be one of {SEGMENT_TOKEN_NAMES}")
+        if field_set not in FIELD_SETS:
+            raise ValueError(f"field_set must be one of {FIELD_SETS}")
         self.api_key = api_key
         self.flavor = flavor
         self.segments = [dict(segment) for segment in (segments or data.DEFAULT_SEGMENTS)]
@@ -96,6 +109,18 @@ class Sandbox:
         self.workdir = workdir
         # Benchmarks: keep export files here, keyed by what they hold, and reuse them (never deleted)
         self.export_cache_dir = export_cache_dir
+        # Segment definitions (segment_rules.py): membership over segmentTimeRange, and scope.
+        # Segments without a rule hold every generated event of their own, over all time.
+        self.segment_rules = dict(segment_rules or {})
+        # "base64": ids like FullStory's, with '+', '/' and '='; "hex": plain, for old clients
+        self.operation_ids = operation_ids
+        # the live list's name for the next token: today's docs, or an older page's spelling
+        self.segments_token = segments_token
+        # "current": today's export field names and the newer fields (current_fields.py);
+        # "legacy": the rows data.py generates as they are (EventTargetSelectorTok, fewer fields)
+        self.field_set = field_set
+        # how far "forever in the past" reaches when membership is evaluated (retention)
+        self.history_days = history_days
         self.faults = Faults()
         self.batch_jobs = BatchJobs()  # v2 batch import jobs: add(), expected_imports(), ...
         self.base_url = ""
@@ -166,6 +191,13 @@ class Sandbox:
             if entry.status == 200 and entry.path == "/segments/v1/exports"
         ]
 
+    def created_operations(self) -> list[dict[str, Any]]:
+        """The create bodies of every export the sandbox started, including those whose answer
+        was lost (Fault(committed=True)): what FullStory built, and counts against the org."""
+        with self._lock:
+            operations = sorted(self._operations.values(), key=lambda operation: operation.created_at)
+        return [operation.request for operation in operations]
+
     def expected_rows(
         self,
         export_type: str,
@@ -174,15 +206,41 @@ class Sandbox:
         end: datetime,
         fields: Iterable[str] | None = None,
         as_of: datetime | None = None,
+        *,
+        segment_time_range: tuple[datetime | None, datetime | None] | None = None,
+        scope: str | None = None,
+        timezone: str | None = None,
     ) -> list[dict[str, Any]]:
         """Exactly the rows an export of this window holds (export_type in either spelling);
-        with late data, the rows visible at `as_of` (default: all, once everything arrived)."""
+        with late data, the rows visible at `as_of` (default: all, once everything arrived).
+        `segment_time_range` (None bounds: "") and `scope` (either spelling, e.g. "SCOPE_SESSIONS"
+        or "sessions") as the create request sent them; membership is evaluated at `now()`."""
         kind = {**TYPES["spec"], **TYPES["live"]}[export_type]
         job = ExportJob(
             segment_id, kind, "json", require_utc(start), require_utc(end), tuple(fields) if fields else None
         )
         late = (self.late_data, as_of) if self.late_data and as_of else None
-        return list(_rows(job, self.events_per_hour, late)())
+        scope_name = SCOPES.get(scope, scope) if scope else None
+        selection = self._selection(segment_id, segment_time_range, scope_name, timezone)
+        return list(_rows(job, self.events_per_hour, late, selection, self.field_set)())
+
+    def _selection(
+        self,
+        segment_id: str,
+        requested: tuple[datetime | None, datetime | None] | None,
+        scope: str | None,
+        timezone: str | None,
+    ) -> Selection | None:
+        now = self.now()
+        return segment_rules.resolve(
+            segment_id,
+            self.segment_rules.get(segment_id),
+            requested,
+            scope,
+            timezone,
+            now,
+            now - timedelta(days=self.history_days),
+        )
 
     def now(self) -> datetime:
         return self.clock or datetime.now(UTC)
@@ -211,7 +269,7 @@ class Sandbox:
     ) -> Reply:
         try:
             if method == "GET" and path.startswith("/download/"):
-                return self._download(path.removeprefix("/download/"), query, headers)
+                return self._download(unquote(path.removeprefix("/download/")), query, headers)
             if headers.get("Authorization") != f"Basic {self.api_key}":
                 return _error(401, "unauthorized: send 'Authorization: Basic <api key>'")
             return self._route(method, path.rstrip("/") or "/", query, body)
@@ -219,7 +277,8 @@ class Sandbox:
             return Reply(error.status, error.body())
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Reply:
-        parts = path.strip("/").split("/")
+        # Ids travel percent-encoded; an unencoded '/' inside one makes another path (a 404).
+        parts = [unquote(part) for part in path.strip("/").split("/")]
         if parts[:3] == ["v2", "events", "batch"]:
             status, reply, headers = self.batch_jobs.handle(method, parts[3:], query, self.faults)
             return Reply(status, reply, headers, reset=status == 0)
@@ -229,6 +288,8 @@ class Sandbox:
             return self._create_export(body)
         if method == "GET" and len(parts) == 3 and parts[:2] == ["segments", "v1"]:
             return self._get_segment(parts[2])
+        if method == "GET" and parts == ["operations", "v1"]:
+            return self._list_operations(query)
         if method == "GET" and len(parts) == 3 and parts[:2] == ["operations", "v1"]:
             return self._poll(parts[2])
         if (
@@ -259,7 +320,7 @@ class Sandbox:
             return Reply(200, reply)
         # The live API always names the next token, with "" on the last page.
         return Reply(
-            200, {"segments": page, "nextPaginationToken": _encode_token(offset + limit) if more else ""}
+            200, {"segments": page, self.segments_token: _encode_token(offset + limit) if more else ""}
         )
 
     def _get_segment(self, segment_id: str) -> Reply:
@@ -272,21 +333,26 @@ class Sandbox:
 
     def _create_export(self, body: Any) -> Reply:
         segment_id = body.get("segmentId") if isinstance(body, dict) else None
-        if fault := self.faults.take("create", segment_id if isinstance(segment_id, str) else None):
+        fault = self.faults.take("create", segment_id if isinstance(segment_id, str) else None)
+        if fault and not fault.committed:
             return _fault_reply(fault)
         job = parse_export_request(body, self.flavor, {segment["id"] for segment in self.segments})
         operation = Operation(
-            id=uuid.uuid4().hex,
-            export_id=uuid.uuid4().hex,
+            id=new_id(self.operation_ids),
+            export_id=new_id(self.operation_ids),
             job=job,
             events_per_hour=self.events_per_hour,
             late=(self.late_data, self.now()) if self.late_data else None,
+            selection=self._selection(job.segment_id, job.segment_range, job.scope, job.timezone),
+            request=body,
             created_at=datetime.now(UTC),
             failure=self.faults.take_operation_failure(job.segment_id),
             ready_at=time.monotonic() + self.operation_seconds,
         )
         with self._lock:
             self._operations[operation.id] = operation
+        if fault:  # created, and then the answer is lost
+            return _fault_reply(fault)
         if self.flavor == "live":
             return Reply(200, {"operationId": operation.id})
         return Reply(200, self._operation_body(operation))
@@ -319,14 +385,17 @@ class Sandbox:
     def _write_export_file(self, operation: Operation) -> None:
         job = operation.job
         if self.export_cache_dir is None:
-            path = self._dir / f"{operation.export_id}.{job.fmt}.gz"
-            write_export(path, _rows(job, operation.events_per_hour, operation.late), job.fmt)
+            path = self._dir / f"{_file_safe(operation.export_id)}.{job.fmt}.gz"
+            rows = _rows(job, operation.events_per_hour, operation.late, operation.selection, self.field_set)
+            write_export(path, rows, job.fmt)
         else:
-            path = Path(self.export_cache_dir) / export_cache_name(job, operation.events_per_hour)
+            name = export_cache_name(job, operation.events_per_hour, operation.selection, self.field_set)
+            path = Path(self.export_cache_dir) / name
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                partial = path.with_name(f"{path.name}.{operation.export_id}.part")
-                write_export(partial, _rows(job, operation.events_per_hour), job.fmt)
+                partial = path.with_name(f"{path.name}.{_file_safe(operation.export_id)}.part")
+                rows = _rows(job, operation.events_per_hour, None, operation.selection, self.field_set)
+                write_export(partial, rows, job.fmt)
                 partial.replace(path)
         operation.file = path
         with self._lock:
@@ -336,7 +405,8 @@ class Sandbox:
         state, pct = operation.state(self.operation_polls, self.flavor)
         body: dict[str, Any] = {
             "id": operation.id,
-            "type": "SEGMENT_EXPORT",
+            # hauser refuses an operation whose type is not SEARCH_EXPORT; the spec says SEGMENT_EXPORT
+            "type": "SEARCH_EXPORT" if self.flavor == "live" else "SEGMENT_EXPORT",
             "state": state,
             "createdAt": format_ts(operation.created_at),
             "estimatePctComplete": pct,
@@ -353,6 +423,38 @@ class Sandbox:
             expires = operation.finished_at + _LIVE_EXPORT_TTL
             body["results"] = {"searchExportId": operation.export_id, "expires": format_ts(expires)}
         return body
+
+    def _list_operations(self, query: dict[str, list[str]]) -> Reply:
+        """`GET /operations/v1?type=&state=&limit=&paginationToken=`, newest first. Search
+        exports carry results but no details (FullStory's docs), so nothing here says which
+        segment or time range an operation exports."""
+        if fault := self.faults.take("operations"):
+            return _fault_reply(fault)
+        limit = _int_param(query, "limit", default=100)
+        if not 1 <= limit <= 100:
+            raise ApiError(400, "limit must be between 1 and 100")
+        kind = _param(query, "type")
+        state = _param(query, "state")
+        if kind and kind not in LIST_TYPES:
+            raise ApiError(400, f"invalid type {kind!r}: expected one of {list(LIST_TYPES)}")
+        if state and state not in LIST_STATES:
+            raise ApiError(400, f"invalid state {state!r}: expected one of {list(LIST_STATES)}")
+        token = _param(query, "paginationToken") or _param(query, "pagination_token")
+        offset = _decode_token(token) if token else 0
+        with self._lock:
+            operations = sorted(self._operations.values(), key=lambda op: op.created_at, reverse=True)
+        bodies = []
+        if kind in (None, "", "SEARCH_EXPORT"):  # the sandbox runs no other kind of operation
+            for operation in operations:
+                with operation.lock:
+                    body = self._operation_body(operation)
+                if not state or body["state"] == state:
+                    bodies.append(body)
+        page = bodies[offset : offset + limit]
+        more = offset + limit < len(bodies)
+        return Reply(
+            200, {"operations": page, "nextPaginationToken": _encode_token(offset + limit) if more else ""}
+        )
 
     def _live_results(self, export_id: str) -> Reply:
         with self._lock:
@@ -394,29 +496,53 @@ class Sandbox:
         )
 
 
-def export_cache_name(job: ExportJob, events_per_hour: int) -> str:
+def export_cache_name(
+    job: ExportJob,
+    events_per_hour: int,
+    selection: Selection | None = None,
+    field_set: str = "current",
+) -> str:
     """The file name of an export in an export cache: everything that decides its content."""
     stamp = "%Y%m%dT%H%M%S%fZ"
     name = f"{job.segment_id}-{job.export_type}-{job.start:{stamp}}-{job.end:{stamp}}-eph{events_per_hour}"
     if job.fields:
         name += "-f" + hashlib.blake2b("\n".join(job.fields).encode(), digest_size=6).hexdigest()
+    if selection is not None:
+        name += "-m" + hashlib.blake2b(selection.key().encode(), digest_size=6).hexdigest()
+    if field_set != "current":
+        name += f"-{field_set}"
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) + f".{job.fmt}.gz"
 
 
 def _rows(
-    job: ExportJob, events_per_hour: int, late: tuple[data.LateData, datetime] | None = None
+    job: ExportJob,
+    events_per_hour: int,
+    late: tuple[data.LateData, datetime] | None = None,
+    selection: Selection | None = None,
+    field_set: str = "current",
 ) -> Callable[[], Iterable[dict[str, Any]]]:
     """A factory rather than a generator: CSV encoding reads the rows twice. `late`: the late
-    data model and the moment the export was asked for (events exports only)."""
+    data model and the moment the export was asked for (events exports only); `selection`:
+    the segment's members and the scope (segment_rules.py)."""
     generate = data.events if job.export_type == "events" else data.individuals
 
     def rows() -> Iterable[dict[str, Any]]:
-        produced = generate(job.segment_id, job.start, job.end, events_per_hour)
+        produced: Iterable[dict[str, Any]] = generate(job.segment_id, job.start, job.end, events_per_hour)
+        produced = segment_rules.select(
+            selection, job.export_type, (job.start, job.end), produced, events_per_hour
+        )
         if late and job.export_type == "events":
             produced = data.visible(produced, *late)
+        if field_set == "current":
+            produced = current_fields.add(produced, job.export_type)
         return data.select_fields(produced, job.fields) if job.fields else produced
 
     return rows
+
+
+def _file_safe(identifier: str) -> str:
+    """Base64 ids hold '/', which a file name cannot."""
+    return identifier.replace("/", "_").replace("+", "-")
 
 
 def _param(query: dict[str, list[str]], name: str) -> str | None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import ApiError
+from .segment_rules import SCOPES
 from .timefmt import parse_ts
 
 # The spec and the live API spell type and format differently; each flavor knows only its own.
@@ -21,6 +22,11 @@ FORMATS = {
 }
 
 
+# A segmentTimeRange as asked: None for a bound sent as "" ("forever in the past" / "up to the
+# time of the request", as FullStory's SDK documents empty strings).
+OpenRange = tuple[datetime | None, datetime | None]
+
+
 @dataclass(frozen=True)
 class ExportJob:
     """A validated export request, in flavor-neutral terms."""
@@ -31,6 +37,9 @@ class ExportJob:
     start: datetime
     end: datetime
     fields: tuple[str, ...] | None  # live only: restrict rows to these keys (trailing '*' wildcards)
+    segment_range: OpenRange | None = None  # segmentTimeRange; None when the request had none
+    scope: str | None = None  # eventDetails.scope as segment_rules names it; None when absent
+    timezone: str | None = None  # IANA zone for relative segment dates (FullStory: default UTC)
 
 
 def parse_export_request(body: Any, flavor: str, segment_ids: Collection[str]) -> ExportJob:
@@ -48,12 +57,23 @@ def parse_export_request(body: Any, flavor: str, segment_ids: Collection[str]) -
     if "timeRange" not in body:
         raise ApiError(400, "timeRange is required")
     start, end = _time_range(body["timeRange"], "timeRange")
+    segment_range = None
     if body.get("segmentTimeRange") is not None:
-        _time_range(body["segmentTimeRange"], "segmentTimeRange")  # validated, but does not change data
+        segment_range = _open_range(body["segmentTimeRange"], "segmentTimeRange")
     timezone = body.get("timezone")
     if timezone is not None and (not isinstance(timezone, str) or not timezone):
         raise ApiError(400, "timezone must be a non-empty IANA zone name")
-    return ExportJob(segment_id, export_type, fmt, start, end, _fields(body.get("fields"), flavor))
+    return ExportJob(
+        segment_id,
+        export_type,
+        fmt,
+        start,
+        end,
+        _fields(body.get("fields"), flavor),
+        segment_range,
+        _scope(body.get("eventDetails")),
+        timezone,
+    )
 
 
 def _choice(value: Any, allowed: dict[str, str], name: str) -> str:
@@ -77,6 +97,34 @@ def _time_range(value: Any, name: str) -> tuple[datetime, datetime]:
     if start >= end:
         raise ApiError(400, f"{name}.start must be before {name}.end")
     return start, end
+
+
+def _open_range(value: Any, name: str) -> OpenRange:
+    """Like _time_range, but either bound may be "" (open), as hauser sends for "all time"."""
+    if not isinstance(value, dict):
+        raise ApiError(400, f"{name} must be an object with start and end")
+    bounds: list[datetime | None] = []
+    for key in ("start", "end"):
+        raw = value.get(key, "")
+        if raw == "":
+            bounds.append(None)
+            continue
+        try:
+            bounds.append(parse_ts(raw))
+        except (TypeError, ValueError):
+            raise ApiError(400, f"{name}.{key} is not an RFC 3339 timestamp: {raw!r}") from None
+    start, end = bounds
+    if start is not None and end is not None and start >= end:
+        raise ApiError(400, f"{name}.start must be before {name}.end")
+    return start, end
+
+
+def _scope(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ApiError(400, "eventDetails must be an object with a scope")
+    return _choice(value.get("scope"), SCOPES, "eventDetails.scope")
 
 
 def _fields(value: Any, flavor: str) -> tuple[str, ...] | None:

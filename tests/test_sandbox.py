@@ -10,11 +10,13 @@ import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
 
 from fullstory_sandbox import DEFAULT_SEGMENTS, Fault, Sandbox, events, individuals, write_export
+from fullstory_sandbox.segment_rules import SegmentRule
 
 from .support import csv_cell
 
@@ -419,3 +421,193 @@ def test_faults_clear(sandbox: Sandbox) -> None:
     assert get(sandbox, "/segments/v1").status_code == 200
     with pytest.raises(ValueError):
         Fault("nowhere")
+
+
+# Behaviours of the real API that FullStory's own tools rely on (docs/fullstory-api.md)
+
+CLICKERS = "recent-clickers"
+NOW = datetime(2026, 10, 3, 12, tzinfo=UTC)
+WINDOW = (DAY + timedelta(hours=9), DAY + timedelta(hours=15))
+
+
+@pytest.fixture
+def segmented() -> Iterator[Sandbox]:
+    """A live sandbox with one relative segment: people who clicked in the last 3 days."""
+    segments = [
+        *DEFAULT_SEGMENTS,
+        {"id": CLICKERS, "name": "Clicked in the last 3 days", "creator": "ana.silva@example.com"},
+    ]
+    rules = {CLICKERS: SegmentRule("EventType", "click", last_days=3)}
+    with Sandbox(api_key=KEY, flavor="live", segments=segments, segment_rules=rules, history_days=4) as sb:
+        sb.clock = NOW
+        yield sb
+
+
+def exported(
+    sb: Sandbox, export_type: str = "TYPE_EVENT", segment: str = CLICKERS, **extra: Any
+) -> list[Any]:
+    created = create(sb, export_type, "FORMAT_NDJSON", *WINDOW, segment=segment, **extra)
+    return parse(requests.get(download_link(sb, created), timeout=10).content, "ndjson")
+
+
+def key(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row["EventStart"], row["UserId"], row["SessionId"], row["PageId"], row["EventType"])
+
+
+def keys(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [key(row) for row in rows]
+
+
+def window_range() -> dict[str, str]:
+    return {"start": ts(WINDOW[0]), "end": ts(WINDOW[1])}
+
+
+def test_a_relative_segment_is_evaluated_when_the_export_is_created(segmented: Sandbox) -> None:
+    generated = list(events(CLICKERS, *WINDOW))
+    clicks = [row for row in generated if row["EventType"] == "click"]
+    assert clicks and len(clicks) < len(generated)
+    # No segmentTimeRange: "the last 3 days" counted from the export. Two days after the window
+    # its clicks are matches; five days after, the same request returns nothing.
+    assert keys(exported(segmented)) == keys(clicks)
+    segmented.clock = NOW + timedelta(days=3)
+    assert exported(segmented) == []
+    # An explicit range makes the export reproducible whenever it runs: the window itself
+    # (FullStory's CLI), or "" bounds meaning all time (hauser), reaching back `history_days`.
+    assert keys(exported(segmented, segmentTimeRange=window_range())) == keys(clicks)
+    segmented.history_days = 10
+    everything = exported(segmented, segmentTimeRange={"start": "", "end": ""})
+    assert keys(everything) == keys(clicks)
+    oracle = segmented.expected_rows("TYPE_EVENT", CLICKERS, *WINDOW, segment_time_range=(None, None))
+    assert everything == oracle
+    assert segmented.created_exports()[-1]["segmentTimeRange"] == {"start": "", "end": ""}
+
+
+def test_event_scope_picks_matching_events_pages_sessions_or_people(segmented: Sandbox) -> None:
+    generated = list(events(CLICKERS, *WINDOW))
+    clicks = [row for row in generated if row["EventType"] == "click"]
+    pages = {(r["UserId"], r["SessionId"], r["PageId"]) for r in clicks}
+    sessions = {(r["UserId"], r["SessionId"]) for r in clicks}
+    people = {r["IndvId"] for r in clicks}
+    expected = {
+        "SCOPE_EVENT": clicks,
+        "SCOPE_EVENTS": clicks,  # FullStory's SDK spelling
+        "SCOPE_PAGES": [r for r in generated if (r["UserId"], r["SessionId"], r["PageId"]) in pages],
+        "SCOPE_SESSIONS": [r for r in generated if (r["UserId"], r["SessionId"]) in sessions],
+        "SCOPE_INDIVIDUAL": [r for r in generated if r["IndvId"] in people],
+    }
+    sizes = []
+    for scope, rows in expected.items():
+        got = exported(segmented, segmentTimeRange=window_range(), eventDetails={"scope": scope})
+        assert keys(got) == keys(rows), scope
+        sizes.append(len(got))
+    assert sizes[0] <= sizes[2] <= sizes[3] <= sizes[4] < len(generated)  # each scope holds more
+    assert sizes[0] < sizes[3]
+    # Without eventDetails the sandbox assumes the narrowest scope (the server default is undocumented).
+    assert keys(exported(segmented, segmentTimeRange=window_range())) == keys(clicks)
+    # Segments without a rule (everyone): every scope is every event of the window.
+    for scope in ("SCOPE_EVENT", "SCOPE_SESSIONS"):
+        got = exported(segmented, segment="everyone", eventDetails={"scope": scope})
+        assert keys(got) == keys(list(events("everyone", *WINDOW)))
+    bad = create(segmented, "TYPE_EVENT", "FORMAT_JSON", eventDetails={"scope": "SESSIONS"})
+    assert bad.status_code == 400 and "eventDetails.scope" in bad.json()["message"]
+
+
+def test_individuals_of_a_segment_are_its_members(segmented: Sandbox) -> None:
+    clickers = {r["IndvId"] for r in events(CLICKERS, *WINDOW) if r["EventType"] == "click"}
+    rows = exported(segmented, "TYPE_INDIVIDUAL", segmentTimeRange=window_range())
+    assert [row["IndvId"] for row in rows] == sorted(clickers)
+    assert len(clickers) < len(list(individuals(CLICKERS, *WINDOW)))
+
+
+def test_operation_ids_are_standard_base64_and_must_be_percent_encoded(tmp_path: Any) -> None:
+    with Sandbox(api_key=KEY, flavor="live", operation_ids="base64", workdir=str(tmp_path)) as sb:
+        operation_id = create(sb, "TYPE_EVENT", "FORMAT_JSON").json()["operationId"]
+        assert "+" in operation_id and "/" in operation_id and operation_id.endswith("==")
+        assert get(sb, f"/operations/v1/{operation_id}").status_code == 404  # '/' splits the path
+        encoded = quote(operation_id, safe="")
+        done = poll_until_done(sb, encoded)
+        assert done["id"] == operation_id and done["type"] == "SEARCH_EXPORT"
+        export_id = done["results"]["searchExportId"]
+        assert "/" in export_id
+        assert get(sb, f"/search/v1/exports/{export_id}/results").status_code == 404
+        located = get(sb, f"/search/v1/exports/{quote(export_id, safe='')}/results").json()["location"]
+        rows = parse(requests.get(located, timeout=10).content, "json")
+        assert rows == sb.expected_rows("TYPE_EVENT", SEGMENT, DAY, NEXT_DAY)
+
+
+@pytest.mark.parametrize(("status", "committed"), [(500, False), (0, False), (0, True), (502, True)])
+def test_create_failures_before_or_after_the_export_exists(
+    segmented: Sandbox, status: int, committed: bool
+) -> None:
+    segmented.faults.add(Fault("create", status=status, committed=committed))
+    if status == 0:
+        with pytest.raises(requests.ConnectionError):
+            create(segmented, "TYPE_EVENT", "FORMAT_JSON")
+    else:
+        assert create(segmented, "TYPE_EVENT", "FORMAT_JSON").status_code == status
+    # A lost answer after the export was created leaves an operation nobody knows the id of.
+    assert len(segmented.created_operations()) == int(committed)
+    assert segmented.created_exports() == []
+    listed = get(segmented, "/operations/v1", type="SEARCH_EXPORT").json()["operations"]
+    assert len(listed) == int(committed)
+    assert create(segmented, "TYPE_EVENT", "FORMAT_JSON").status_code == 200
+    assert len(segmented.created_operations()) == 1 + int(committed)
+
+
+def test_operations_list_as_documented(segmented: Sandbox) -> None:
+    ids = [create(segmented, "TYPE_EVENT", "FORMAT_JSON").json()["operationId"] for _ in range(3)]
+    poll_until_done(segmented, ids[0])
+    listed = get(segmented, "/operations/v1", type="SEARCH_EXPORT", limit=2).json()
+    assert [op["id"] for op in listed["operations"]] == ids[:0:-1]  # newest first
+    assert all(op["type"] == "SEARCH_EXPORT" and "details" not in op for op in listed["operations"])
+    rest = get(
+        segmented, "/operations/v1", type="SEARCH_EXPORT", paginationToken=listed["nextPaginationToken"]
+    )
+    assert [op["id"] for op in rest.json()["operations"]] == [ids[0]]
+    assert rest.json()["nextPaginationToken"] == ""
+    done = get(segmented, "/operations/v1", type="SEARCH_EXPORT", state="COMPLETED").json()["operations"]
+    assert [op["id"] for op in done] == [ids[0]] and set(done[0]["results"]) == {"searchExportId", "expires"}
+    # Nothing in the list says which segment or time range an export is for (no "details").
+    assert not any(ts(WINDOW[0]) in json.dumps(op) or SEGMENT in json.dumps(op) for op in done)
+    assert get(segmented, "/operations/v1", type="DELETE_USER").json()["operations"] == []
+    assert get(segmented, "/operations/v1", type="EXPORT").status_code == 400
+    assert get(segmented, "/operations/v1", limit=101).status_code == 400
+
+
+def test_segments_list_can_name_its_token_the_older_way() -> None:
+    segments = [{"id": f"s{n}", "name": f"S {n}", "creator": "a@example.com"} for n in range(3)]
+    with Sandbox(api_key=KEY, flavor="live", segments=segments, segments_token="next_pagination_token") as sb:
+        first = get(sb, "/segments/v1", limit=2).json()
+        assert "nextPaginationToken" not in first and first["next_pagination_token"]
+        second = get(sb, "/segments/v1", limit=2, paginationToken=first["next_pagination_token"]).json()
+        assert [s["id"] for s in first["segments"] + second["segments"]] == ["s0", "s1", "s2"]
+        assert second["next_pagination_token"] == ""
+        odd = {"id": "ana@example.com:4241245858598272", "name": "Odd id", "creator": "ana@example.com"}
+        sb.segments.append(odd)
+        assert get(sb, f"/segments/v1/{quote(odd['id'], safe='')}").json() == odd
+
+
+def test_exports_carry_todays_field_names_and_the_newer_fields(segmented: Sandbox) -> None:
+    rows = exported(segmented, segment="everyone")
+    assert not any("EventTargetSelectorTok" in row for row in rows)
+    assert any(row["EventTargetSelector"] for row in rows)
+    loads = [row for row in rows if row["EventType"] == "load"]
+    assert loads and all(isinstance(row["LoadLargestPaintTime"], int) for row in loads)
+    shifts = [row["EventCumulativeLayoutShift"] for row in loads]
+    assert any(isinstance(shift, float) for shift in shifts)
+    assert all(isinstance(row["PageNumEvents"], int) for row in rows)
+    people = exported(segmented, "TYPE_INDIVIDUAL", segment="everyone")
+    assert all(
+        {"AvgSessionActiveSec", "MaxSessionSec", "LastSessionNumEvents", "LastLatLong"} <= set(p)
+        for p in people
+    )
+    segmented.field_set = "legacy"
+    assert all("EventTargetSelectorTok" in row for row in exported(segmented, segment="everyone"))
+
+
+def test_a_fault_every_few_requests_on_any_endpoint(sandbox: Sandbox) -> None:
+    sandbox.faults.add(Fault("any", status=503, every=3, times=2))
+    statuses = [get(sandbox, "/segments/v1").status_code for _ in range(8)]
+    assert statuses == [200, 200, 503, 200, 200, 503, 200, 200]
+    with pytest.raises(ValueError):
+        Fault("operation", committed=True)
