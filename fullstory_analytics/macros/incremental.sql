@@ -8,7 +8,8 @@
   whole, from all their events whatever window holds them, by the day they started:
 
     - sessions with an event in a changed window now (new and late events), and
-    - sessions built before that overlapped a changed window (they may have lost events there).
+    - rows built before that overlapped a changed window (they may have lost events there; the
+      model names the columns that span a row: started_at/ended_at, started_at/last_event_at).
 
   Their start days are replaced (delete+insert on session_date; insert_overwrite of the day
   partitions on BigQuery). A session that spans a refreshed window is therefore rebuilt from
@@ -22,7 +23,7 @@
       and _dlt_load_id > (select coalesce(max(_fullstory_load_id), '') from {{ this }})
 {% endmacro %}
 
-{% macro fullstory_changed_session_days() %}
+{% macro fullstory_changed_session_days(first_column='started_at', last_column='ended_at') %}
     select distinct session_date from (
         select {{ utc_date('loaded.session_start') }} as session_date
         from {{ source('fullstory', 'events') }} as loaded
@@ -32,7 +33,7 @@
         select built.session_date
         from {{ this }} as built
         inner join ({{ fullstory_changed_windows() }}) as changed
-            on built.started_at < changed.end_at and built.ended_at >= changed.start_at
+            on built.{{ first_column }} < changed.end_at and built.{{ last_column }} >= changed.start_at
     ) as touched
 {% endmacro %}
 

@@ -22,7 +22,7 @@ select
     count(*) as sessions,
     {{ bigint_sum('sessions.page_views') }} as page_views,
     {{ bigint_sum('sessions.events') }} as events,
-    avg(sessions.duration_seconds) as avg_session_seconds,
+    {{ bigint_sum('round(sessions.duration_seconds * 1000)') }} / 1000.0 / count(*) as avg_session_seconds,
     {{ count_where("sessions.page_views = 1") }} as single_page_sessions,
     {{ bigint_sum('sessions.rage_clicks') }} as rage_clicks,
     {{ bigint_sum('sessions.dead_clicks') }} as dead_clicks,

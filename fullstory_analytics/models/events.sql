@@ -12,7 +12,7 @@
 
 {% set identity %}
     indv_id, session_id, session_start, page_id, event_start, event_type, event_sub_type,
-    event_custom_name, event_target_text, event_target_selector_tok, event_page_offset
+    event_custom_name, event_target_text, event_page_offset
 {% endset %}
 
 with numbered as (

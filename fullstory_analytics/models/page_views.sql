@@ -7,7 +7,7 @@
 
 with changed_days as (
     {% if fullstory_is_incremental() %}
-        {{ fullstory_changed_session_days() }}
+        {{ fullstory_changed_session_days('first_event_at', 'last_event_at') }}
     {% else %}
         select cast(null as date) as session_date
     {% endif %}

@@ -35,8 +35,9 @@ totals as (
         {% for event_type in var('fullstory_event_types') %}
         {{ bigint_sum(event_type ~ '_events') }} as {{ event_type }}_events,
         {% endfor %}
-        sum(duration_seconds) as total_duration_seconds,
-        sum(active_seconds) as total_active_seconds,
+        -- summed as whole milliseconds: a sum of doubles depends on the order rows come in
+        {{ bigint_sum('round(duration_seconds * 1000)') }} / 1000.0 as total_duration_seconds,
+        {{ bigint_sum('round(active_seconds * 1000)') }} / 1000.0 as total_active_seconds,
         {{ bigint_sum('rage_clicks') }} as rage_clicks,
         {{ bigint_sum('dead_clicks') }} as dead_clicks,
         {{ bigint_sum('error_clicks') }} as error_clicks
