@@ -46,7 +46,13 @@ from .report import RunReport, WindowOutcome
 from .runs import run_record
 from .scheduler import ExportScheduler, Finished
 from .settings import Settings, build_settings
-from .tables import REQUIRED_FIELDS, TABLE_HINTS, allow_columns_to_differ_between_windows, mark_batch
+from .tables import (
+    REQUIRED_FIELDS,
+    TABLE_HINTS,
+    add_load_id_to_arrow_rows,
+    allow_columns_to_differ_between_windows,
+    mark_batch,
+)
 from .windows import newest_window_end
 
 __all__ = [
@@ -125,6 +131,7 @@ def fullstory_source(
         segment_time_range=segment_time_range,
     )
     allow_columns_to_differ_between_windows()
+    add_load_id_to_arrow_rows()
     if max_concurrent_exports < 1:
         raise ConfigurationError(f"max_concurrent_exports={max_concurrent_exports} must be at least 1")
     client = FullStoryClient(

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .errors import ConfigurationError
 from .exports import ExportJob
-from .settings import Settings
+from .settings import Settings, check_initial_start
 from .windows import Window, align_down, align_up, format_time, grid_windows, parse_time
 
 
@@ -70,8 +71,10 @@ class WindowPlan:
         segment_ids: Sequence[str],
         newest: datetime,
         backfill: Backfill | None = None,
+        now: datetime | None = None,
     ) -> None:
         self.export_type = export_type
+        self._now = now or datetime.now(UTC)
         self.cursors: dict[str, str] = state.setdefault("cursors", {})
         self.loaded_ahead: dict[str, list[str]] = state.setdefault("loaded_ahead", {})
         self.backfill = backfill
@@ -106,6 +109,8 @@ class WindowPlan:
         first = align_down(settings.start_date, settings.window)
         for segment in segment_ids:
             cursor = self.cursors.get(segment)
+            if cursor is None:
+                self._check_initial_start(segment, settings)
             self._windows[segment] = pending_windows(cursor, settings, newest)
             ahead = set(self.loaded_ahead.get(segment, []))
             self._finished[segment] = {w for w in self._windows[segment] if _key(w) in ahead}
@@ -114,6 +119,18 @@ class WindowPlan:
                 self._refresh[segment] = [w for w in loaded if w.end > horizon and w.start >= first]
             if self._rows is not None:
                 self._prune_rows(segment, horizon)
+
+    def _check_initial_start(self, segment: str, settings: Settings) -> None:
+        end = settings.end_date or self._now - settings.export_delay
+        try:
+            check_initial_start(
+                settings.start_date, end, None if settings.end_date else settings.export_delay
+            )
+        except ConfigurationError as error:
+            raise ConfigurationError(
+                f"segment {segment!r}, {self.export_type}: no cursor yet, so it starts at the initial "
+                f"start, but {error}"
+            ) from None
 
     def _plan_backfill(
         self, state: dict[str, Any], settings: Settings, segment_ids: Sequence[str], backfill: Backfill

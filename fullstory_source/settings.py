@@ -84,14 +84,8 @@ def build_settings(
     delay = parse_duration(export_delay, "export_delay")
     if delay < timedelta(0):
         raise ConfigurationError(f"export_delay={export_delay!r} is negative")
-    newest = end or now - delay
-    if start >= newest:
-        raise ConfigurationError(
-            f"start {start:%Y-%m-%dT%H:%M:%SZ} is not before the end "
-            f"{newest:%Y-%m-%dT%H:%M:%SZ}"
-            + ("" if end else f" (now minus export_delay {export_delay})")
-            + "; pick an earlier start or a later end"
-        )
+    if start_date and end and start >= end:  # a contradiction whatever the cursors say
+        check_initial_start(start, end, None)
     return Settings(
         base_url=resolve_base_url(base_url, region, api_key or ""),
         dialect=DIALECTS[api_flavor],
@@ -106,6 +100,24 @@ def build_settings(
         request_extras=request_extras(fields, timezone, segment_time_range),
         download_dir=Path(download_dir) if download_dir else Path(tempfile.gettempdir()) / "fullstory-dlt",
     )
+
+
+def check_initial_start(start: datetime, end: datetime, export_delay: timedelta | None) -> None:
+    """The initial start is only used where a (segment, type) has no cursor yet: checked there."""
+    if start >= end:
+        raise ConfigurationError(
+            f"start {start:%Y-%m-%dT%H:%M:%SZ} is not before the end {end:%Y-%m-%dT%H:%M:%SZ}"
+            + ("" if export_delay is None else f" (now minus export_delay {format_duration(export_delay)})")
+            + "; pick an earlier start or a later end"
+        )
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _lookback(value: Any) -> timedelta:

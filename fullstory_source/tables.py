@@ -67,3 +67,12 @@ def allow_columns_to_differ_between_windows() -> None:
     configured `data_writer.arrow_concat_promote_options` themselves."""
     if dlt.config.get("data_writer.arrow_concat_promote_options") is None:
         dlt.config["data_writer.arrow_concat_promote_options"] = "default"
+
+
+def add_load_id_to_arrow_rows() -> None:
+    """dlt adds `_dlt_load_id` to rows it normalizes itself (segments, export_runs) but not to
+    Arrow batches, which skip its normalizer: without it an analyst cannot tell which load wrote
+    an event or individual. dlt's parquet normalizer option adds it, as a constant column, at
+    extract time. Set unless the user configured it themselves."""
+    if dlt.config.get("normalize.parquet_normalizer.add_dlt_load_id") is None:
+        dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True

@@ -52,6 +52,14 @@ def parse_window(value: str | float | timedelta) -> timedelta:
             f"window={value!r} does not divide 24 hours; windows sit on a UTC grid aligned to "
             "midnight, so pick a length like 15m, 30m, 1h, 2h, 3h, 4h, 6h, 8h, 12h or 1d"
         )
+    if window % QUARTER_HOUR:
+        # events are replaced per 15-minute bucket: a shorter window would delete the rows of
+        # the other windows sharing its bucket (tables.py)
+        raise ConfigurationError(
+            f"window={value!r} is shorter than or not a whole number of 15-minute buckets; "
+            "windows replace events per 15-minute bucket, so pick 15m, 30m, 1h, 2h, 3h, 4h, 6h, "
+            "8h, 12h or 1d"
+        )
     return window
 
 

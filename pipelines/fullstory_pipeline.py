@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from fullstory_source import Backfill, ConfigurationError, FullStoryError, RunReport, fullstory_source
@@ -40,6 +43,11 @@ from .status import resource_states, status_lines
 
 logger = logging.getLogger("fullstory_pipeline")
 
+# The DuckDB file is named after the pipeline (dlt's default). It must not be named like the
+# dataset: DuckDB then has a catalog and a schema both called `fullstory` and refuses queries
+# as ambiguous (../README.md, "The command").
+DEFAULT_PIPELINE = "fullstory_pipeline"
+DEFAULT_DATASET = "fullstory"
 DEMO_DATABASE = "fullstory_demo.duckdb"
 DEMO_START = "2026-10-01T00:00:00Z"
 DEMO_END = "2026-10-04T00:00:00Z"
@@ -129,13 +137,30 @@ def normalized_rows(pipeline: dlt.Pipeline) -> dict[str, int]:
     return {table: rows for table, rows in counts.items() if not table.startswith("_dlt")}
 
 
-def make_pipeline(args: argparse.Namespace) -> dlt.Pipeline:
-    return dlt.pipeline(
+def make_pipeline(args: argparse.Namespace, pipelines_dir: str | None = None) -> dlt.Pipeline:
+    pipeline = dlt.pipeline(
         pipeline_name=args.pipeline_name,
         destination=args.destination,
         staging=getattr(args, "staging", None),
         dataset_name=args.dataset_name,
+        pipelines_dir=pipelines_dir,
     )
+    database = duckdb_file(pipeline)
+    if database is not None and database.stem == pipeline.dataset_name:
+        raise ConfigurationError(
+            f"the DuckDB file {database.name} is named like the dataset {pipeline.dataset_name!r}, "
+            "which DuckDB cannot tell apart; use another --pipeline-name (it names the file) or "
+            "--dataset-name, or set DESTINATION__DUCKDB__CREDENTIALS to another file"
+        )
+    return pipeline
+
+
+def duckdb_file(pipeline: dlt.Pipeline) -> Path | None:
+    """The DuckDB file a pipeline loads into (None for other destinations), without opening it."""
+    if pipeline.destination is None or pipeline.destination.destination_type != "dlt.destinations.duckdb":
+        return None
+    database = pipeline.destination_client().config.credentials.database
+    return Path(database) if isinstance(database, str) and database != ":memory:" else None
 
 
 def source_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -205,11 +230,35 @@ def loaded_backfill_rows(pipeline: dlt.Pipeline, backfill_ids: list[str]) -> dic
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    pipeline = make_pipeline(args)
-    if not resource_states(pipeline):
-        pipeline.sync_destination()  # a fresh machine: the state lives in the destination too
-    print("\n".join(status_lines(pipeline)))
-    return 0
+    """Exit 1 when the last run had failed windows; 2 when there is no such pipeline."""
+    local = Path(get_dlt_pipelines_dir()) / args.pipeline_name / "state.json"
+    if local.exists():
+        return print_status(make_pipeline(args))
+    # a fresh machine (a CI runner): the state lives in the destination too. Look there with a
+    # throwaway local copy, so that asking about a pipeline that does not exist creates nothing
+    with tempfile.TemporaryDirectory(prefix="fullstory-status-") as scratch:
+        pipeline = make_pipeline(args, pipelines_dir=scratch)
+        database = duckdb_file(pipeline)
+        if database is None or database.exists():
+            pipeline.sync_destination()
+        if pipeline.first_run:
+            where = (
+                f"no DuckDB file {database}"
+                if database and not database.exists()
+                else "no state in the destination"
+            )
+            raise ConfigurationError(
+                f"no pipeline {args.pipeline_name!r} (dataset {args.dataset_name!r}) here: no local "
+                f"state in {local.parent} and {where}; run `fullstory-pipeline run` first, or pass the "
+                "--pipeline-name/--dataset-name (and DESTINATION__DUCKDB__CREDENTIALS) it ran with"
+            )
+        return print_status(pipeline)
+
+
+def print_status(pipeline: dlt.Pipeline) -> int:
+    lines, failed = status_lines(pipeline)
+    print("\n".join(lines))
+    return 1 if failed else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -287,6 +336,17 @@ def cmd_segments(args: argparse.Namespace) -> int:
     return 0
 
 
+def missing_config(error: ConfigFieldMissingException) -> str:
+    """dlt's message is a page long; say in one line which value is missing and where it goes."""
+    if "api_key" in error.fields:
+        return (
+            "no FullStory API key: set SOURCES__FULLSTORY__API_KEY, or api_key under "
+            "[sources.fullstory] in .dlt/secrets.toml (copy .dlt/secrets.toml.example)"
+        )
+    names = ", ".join(error.fields)
+    return f"missing configuration {names} of {error.spec_name}: see .dlt/config.toml"
+
+
 def csv_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
@@ -346,8 +406,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_pipeline_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--destination", default="duckdb", help="dlt destination (default duckdb)")
-    parser.add_argument("--dataset-name", default="fullstory")
-    parser.add_argument("--pipeline-name", default="fullstory")
+    parser.add_argument("--dataset-name", default=DEFAULT_DATASET, help=f"default {DEFAULT_DATASET}")
+    parser.add_argument(
+        "--pipeline-name",
+        default=DEFAULT_PIPELINE,
+        help=f"dlt pipeline name; names the DuckDB file too (default {DEFAULT_PIPELINE}.duckdb)",
+    )
     parser.add_argument(
         "--staging",
         choices=["filesystem"],
@@ -377,6 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.handler(args))
+    except ConfigFieldMissingException as error:
+        print(f"error: {missing_config(error)}", file=sys.stderr)
+        return 2
     except (FullStoryError, PipelineStepFailed) as error:
         cause = root_cause(error)
         print(f"error: {cause}", file=sys.stderr)

@@ -30,16 +30,33 @@ def last_runs(pipeline: dlt.Pipeline) -> dict[tuple[str, str], tuple[Any, ...]]:
             FROM {table}
         ) WHERE newest = 1
     """
+    return {(row[0], row[1]): tuple(row) for row in _runs_query(pipeline, query)}
+
+
+def failed_in_last_run(pipeline: dlt.Pipeline) -> list[tuple[Any, ...]]:
+    """The windows that failed in the newest load that wrote run records. Windows of one run
+    finish in any order, so the newest row per segment can be a success while another window
+    of the same run failed: look at the whole load."""
+    query = """
+        SELECT segment_id, export_type, start_at, end_at, error FROM {table}
+        WHERE status = 'Failed' AND _dlt_load_id = (SELECT max(_dlt_load_id) FROM {table})
+        ORDER BY segment_id, export_type, start_at
+    """
+    return _runs_query(pipeline, query)
+
+
+def _runs_query(pipeline: dlt.Pipeline, query: str) -> list[tuple[Any, ...]]:
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name(RUNS_TABLE)
             with client.execute_query(query.format(table=table)) as cursor:
-                return {(row[0], row[1]): tuple(row) for row in cursor.fetchall()}
+                return [tuple(row) for row in cursor.fetchall()]
     except DestinationUndefinedEntity:  # nothing loaded yet (covers a missing table too)
-        return {}
+        return []
 
 
-def status_lines(pipeline: dlt.Pipeline) -> list[str]:
+def status_lines(pipeline: dlt.Pipeline) -> tuple[list[str], bool]:
+    """The report, and whether the last run had failed windows."""
     states = resource_states(pipeline)
     runs = last_runs(pipeline)
     lines = [f"pipeline {pipeline.pipeline_name}, dataset {pipeline.dataset_name}"]
@@ -66,4 +83,10 @@ def status_lines(pipeline: dlt.Pipeline) -> list[str]:
                 f"  {progress.start} .. {progress.end}: {progress.finished_runs}/{progress.total_runs} "
                 f"windows ({progress.percent:.1f}%), {state}"
             )
-    return lines
+    failed = failed_in_last_run(pipeline)
+    if failed:
+        lines.append(f"the last run had {len(failed)} failed window(s); the next run retries them:")
+        for segment, export_type, start, end, error in failed:
+            window = f"[{start:%Y-%m-%dT%H:%MZ}, {end:%Y-%m-%dT%H:%MZ})"
+            lines.append(f"  FAILED segment {segment!r}, {export_type}, {window}: {error}")
+    return lines, bool(failed)

@@ -17,7 +17,9 @@ from fullstory_source import RunReport, fullstory_source
 
 def main() -> None:
     base_url, delay = sys.argv[1], float(sys.argv[2])
-    pipeline = dlt.pipeline(pipeline_name="fullstory", destination="duckdb", dataset_name="fullstory")
+    pipeline = dlt.pipeline(
+        pipeline_name="fullstory_pipeline", destination="duckdb", dataset_name="fullstory"
+    )
     source = fullstory_source(
         base_url=base_url,
         segment_ids=["everyone"],

@@ -49,13 +49,17 @@ def test_a_1d_backfill_replaces_6h_windows_exactly_and_keeps_the_cursor(
         live_sandbox, SEGMENT, DAY2, DAY3
     )
     assert loaded_multiset(command_env, "events") == expected
-    assert cursors(make_pipeline(command_env, "fullstory"), "events") == {SEGMENT: "2026-10-03T00:00:00Z"}
+    assert cursors(make_pipeline(command_env, "fullstory_pipeline"), "events") == {
+        SEGMENT: "2026-10-03T00:00:00Z"
+    }
 
 
 def test_a_backfill_over_the_cursor_moves_it_forward(live_sandbox: Sandbox, command_env: Path) -> None:
     assert scheduled(live_sandbox, "2026-10-01T12:00:00Z") == 0
     assert backfill(live_sandbox, "2026-10-01T00:00:00Z", "2026-10-03T00:00:00Z", "--window", "1d") == 0
-    assert cursors(make_pipeline(command_env, "fullstory"), "events") == {SEGMENT: "2026-10-03T00:00:00Z"}
+    assert cursors(make_pipeline(command_env, "fullstory_pipeline"), "events") == {
+        SEGMENT: "2026-10-03T00:00:00Z"
+    }
     expected = expected_events(live_sandbox, SEGMENT, DAY1, DAY3, timedelta(days=1))
     assert loaded_multiset(command_env, "events") == expected
     live_sandbox.clear_log()
@@ -66,7 +70,7 @@ def test_a_backfill_over_the_cursor_moves_it_forward(live_sandbox: Sandbox, comm
 
 def test_a_backfill_creates_no_cursor(live_sandbox: Sandbox, command_env: Path) -> None:
     assert backfill(live_sandbox, "2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z", "--window", "6h") == 0
-    assert cursors(make_pipeline(command_env, "fullstory"), "events") == {}
+    assert cursors(make_pipeline(command_env, "fullstory_pipeline"), "events") == {}
     assert loaded_multiset(command_env, "events") == expected_events(live_sandbox, SEGMENT, DAY1, DAY2)
 
 
@@ -114,14 +118,15 @@ def test_status_shows_cursors_last_runs_and_backfills(
     assert backfill(live_sandbox, "2026-09-30T00:00:00Z", "2026-10-01T00:00:00Z", "--window", "6h") == 1
     capsys.readouterr()
 
-    assert main(["status"]) == 0
+    assert main(["status"]) == 1  # the last run (the backfill) had a failed window
     out = capsys.readouterr().out
     assert re.search(r"everyone\s+events\s+2026-10-02T00:00:00Z\s+(Completed|Failed)", out)
     assert "2026-09-30T00:00:00Z .. 2026-10-01T00:00:00Z: 3/4 windows (75.0%), Running" in out
+    assert "the last run had 1 failed window(s)" in out and ": boom" in out
 
     # a fresh machine (CI runner): the state comes back from the destination
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "fresh"))
-    assert main(["status"]) == 0
+    assert main(["status"]) == 1
     assert re.search(r"everyone\s+events\s+2026-10-02T00:00:00Z", capsys.readouterr().out)
 
 

@@ -93,7 +93,7 @@ def test_bad_input_exits_with_a_clear_message(
 def test_a_pending_load_is_finished_before_new_windows(
     live_sandbox: Sandbox, command_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pipeline = make_pipeline(command_env, name="fullstory")
+    pipeline = make_pipeline(command_env, name="fullstory_pipeline")
     args = {"segment_ids": ["everyone"], "export_types": ["events"], "start_date": "2026-10-01T00:00:00Z"}
     pipeline.run(source(live_sandbox, **args, end_date="2026-10-02T00:00:00Z"))
     # the next run extracted and normalized two windows of day 2, then died before loading them

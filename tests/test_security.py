@@ -51,7 +51,7 @@ def test_the_key_is_nowhere_after_a_run_with_failures_at_debug_level(
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.name.endswith(".duckdb") for p in written) and any("pipelines" in p.parts for p in written)
     assert [p for p in written if API_KEY.encode() in p.read_bytes()] == []
-    state = make_pipeline(database, "fullstory").state
+    state = make_pipeline(database, "fullstory_pipeline").state
     assert API_KEY not in json.dumps(state, default=str)
 
     api = [r for r in live_sandbox.requests() if not r.path.startswith("/download/")]

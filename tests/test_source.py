@@ -367,13 +367,13 @@ def test_live_request_fields_are_passed_through(database: Path, tmp_path: Path) 
                 end_date=format_time(DAY2),
                 fields=["EventStart", "EventType", "user_*"],
                 timezone="Europe/Berlin",
-                segment_time_range={"start": "2026-09-01T00:00:00Z", "end": "2026-10-01T00:00:00Z"},
+                segment_time_range={"start": "2026-09-01T00:00:00Z", "end": "2026-10-02T00:00:00Z"},
             )
         )
         body = sb.created_exports()[0]
     assert body["fields"] == ["EventStart", "EventType", "user_*"]
     assert body["timezone"] == "Europe/Berlin"
-    assert body["segmentTimeRange"] == {"start": "2026-09-01T00:00:00Z", "end": "2026-10-01T00:00:00Z"}
+    assert body["segmentTimeRange"] == {"start": "2026-09-01T00:00:00Z", "end": "2026-10-02T00:00:00Z"}
     columns = {
         r[0]
         for r in query(

@@ -326,6 +326,7 @@ def replay_in_duckdb(
             "event_bucket": start.replace(minute=start.minute // 15 * 15),
             "window_start": DAY1,
             "window_end": DAY1 + timedelta(hours=window_hours),
+            "_dlt_load_id": "load-1",
         }
 
     # loaded before, with 1d windows: segment a has buckets 00:00 and 00:15, segment b 00:00
@@ -348,6 +349,7 @@ def replay_in_duckdb(
             "display_name": label,
             "window_start": DAY1,
             "window_end": DAY1 + timedelta(hours=window_end_hour),
+            "_dlt_load_id": "load-1",
         }
 
     insert(
@@ -399,7 +401,10 @@ def check_event_file_schema(schema: pa.Schema) -> None:
     assert schema.field("user_ltv_real").type == pa.float64()
     assert pa.types.is_list(schema.field("evt_tags_strs").type)
     assert pa.types.is_list(schema.field("evt_codes_ints").type)
-    assert not [n for n in schema.names if n.startswith("_dlt")]  # arrow tables get no dlt ids
+    # the load that wrote each row (dlt adds it to Arrow data at extract); no per-row _dlt_id
+    load_id = schema.field("_dlt_load_id").type
+    assert pa.types.is_string(getattr(load_id, "value_type", load_id))  # plain or dictionary-encoded
+    assert [n for n in schema.names if n.startswith("_dlt")] == ["_dlt_load_id"]
 
 
 def test_staged_load_copies_parquet_into_the_bucket(live_sandbox: Sandbox, tmp_path: Path) -> None:
@@ -450,7 +455,7 @@ def test_the_command_loads_bigquery_with_its_table_design(
         main(argv)
     assert failed.value.step == "load"
     assert isinstance(failed.value.exception, DestinationConnectionError)
-    pipeline = dlt.attach("fullstory")
+    pipeline = dlt.attach("fullstory_pipeline")
     assert pipeline.has_pending_data  # loaded first by the next run
     tables = pipeline.default_schema.tables
     assert tables["events"]["x-bigquery-cluster-columns"] == ["segment_id", "event_type"]

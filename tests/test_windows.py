@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from fullstory_source import ConfigurationError, pending_windows
+from fullstory_source.plans import WindowPlan
 from fullstory_source.settings import Settings, build_settings
 from fullstory_source.windows import (
     Window,
@@ -88,6 +89,15 @@ def test_windows_that_do_not_divide_a_day_are_refused(value: Any) -> None:
     assert f"window={value!r}" in message
     assert "does not divide 24 hours" in message
     assert "pick a length like" in message and "6h" in message
+
+
+@pytest.mark.parametrize("value", ["5m", "10m", "1m", "20m", "300s"])
+def test_windows_that_are_not_whole_quarter_hours_are_refused(value: Any) -> None:
+    """Events are replaced per 15-minute bucket: a 5m window would delete its neighbours' rows."""
+    with pytest.raises(ConfigurationError) as raised:
+        parse_window(value)
+    message = str(raised.value)
+    assert f"window={value!r}" in message and "15-minute buckets" in message
 
 
 @pytest.mark.parametrize("value", ["abc", "", "1.5h", "h", "10 minutes", "1w"])
@@ -241,12 +251,31 @@ def test_default_start_is_thirty_days_before_now() -> None:
     assert settings(start_date=None).start_date == NOW - timedelta(days=30)
 
 
-def test_a_start_after_the_newest_end_is_refused() -> None:
+def test_a_start_after_the_newest_end_is_refused_where_no_cursor_exists() -> None:
+    config = settings(start_date="2026-10-03T09:00:00Z")  # now minus 3h is 07:17
+    newest = newest_window_end(NOW, config.export_delay, config.window, None)
     with pytest.raises(ConfigurationError) as raised:
-        settings(start_date="2026-10-03T09:00:00Z")  # now minus 3h is 07:17
+        WindowPlan("events", {}, config, ["everyone"], newest, now=NOW)
     message = str(raised.value)
-    assert "2026-10-03T09:00:00Z" in message and "export_delay" in message
+    assert "segment 'everyone', events: no cursor yet" in message
+    assert "2026-10-03T09:00:00Z" in message and "export_delay 3h" in message
     assert "pick an earlier start" in message
+
+
+def test_the_initial_start_is_not_checked_where_a_cursor_exists() -> None:
+    """`run --end` alone after earlier runs: the default start (30 days ago) is not used."""
+    config = settings(start_date=None, end_date="2026-10-04T00:00:00Z")
+    state = {"cursors": {"everyone": "2026-10-03T00:00:00Z"}}
+    plan = WindowPlan("events", state, config, ["everyone"], at("2026-10-04T00:00:00Z"), now=NOW)
+    assert [str(job.window.start) for job in plan.jobs] == [
+        "2026-10-03 00:00:00+00:00", "2026-10-03 06:00:00+00:00",
+        "2026-10-03 12:00:00+00:00", "2026-10-03 18:00:00+00:00",
+    ]  # fmt: skip
+
+
+def test_an_explicit_start_after_an_explicit_end_is_refused_at_once() -> None:
+    with pytest.raises(ConfigurationError, match="is not before the end 2026-10-02T00:00:00Z"):
+        settings(start_date="2026-10-03T00:00:00Z", end_date="2026-10-02T00:00:00Z")
 
 
 def test_a_bad_window_in_settings_is_refused() -> None:
