@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# loads the sandbox into fullstory_demo.duckdb, then builds the analytics models (docs/analytics.md)
 demo: $(STAMP)
 	$(BIN)/fullstory-pipeline demo
+	$(BIN)/fullstory-pipeline models --pipeline-name fullstory_demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

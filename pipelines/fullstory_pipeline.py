@@ -267,7 +267,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     database = Path(args.output).resolve()
     for stale in (database, database.with_name(database.name + ".wal")):
         stale.unlink(missing_ok=True)
-    with Sandbox(api_key="demo-key", flavor="live", operation_polls=2) as sandbox:
+    # 60 events an hour: sessions of a dozen events over several pages for the models (make demo)
+    with Sandbox(api_key="demo-key", flavor="live", operation_polls=2, events_per_hour=60) as sandbox:
         print(f"FullStory sandbox listening on {sandbox.base_url}")
         pipeline = dlt.pipeline(
             pipeline_name="fullstory_demo",

@@ -52,10 +52,10 @@ def add_models_parser(commands: Any, add_pipeline_args: Any) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from .fullstory_pipeline import make_pipeline  # the command's own pipeline: same names, same checks
+
     dbt_vars = parse_vars(args.vars)
-    pipeline = dlt.pipeline(
-        pipeline_name=args.pipeline_name, destination=args.destination, dataset_name=args.dataset_name
-    )
+    pipeline = make_pipeline(args)
     destination = pipeline.destination.destination_type.rsplit(".", 1)[-1]
     if destination not in _ADAPTERS:
         raise ConfigurationError(

@@ -13,6 +13,9 @@ One scenario for the whole module (dbt starts slowly): three overlapping segment
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +32,8 @@ from fullstory_source.windows import format_time
 from pipelines.fullstory_pipeline import main
 
 from .support import API_KEY, DAY1, DAY2, DAY3
+
+REPO = Path(__file__).resolve().parents[1]
 
 SEGMENTS = ["power-users", "frustrated-mobile", "checkout-abandoners"]
 EVENTS_PER_HOUR = 40
@@ -346,7 +351,31 @@ def test_models_without_a_load_is_one_clear_line(
     assert main(["models"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        "error: dataset 'fullstory' of pipeline 'fullstory' has no loaded FullStory events yet; run "
+        "error: dataset 'fullstory' of pipeline 'fullstory_pipeline' has no loaded FullStory events yet; run "
         "`fullstory-pipeline run` first (or pass the --pipeline-name, --dataset-name and --destination "
         "it loaded with)"
     ]
+
+
+def test_make_demo_ends_with_the_models(tmp_path: Path) -> None:
+    """What `make demo` runs, as commands: the demo load, then the models of its pipeline."""
+    env = {**os.environ, "DLT_DATA_DIR": str(tmp_path / "dlt")}
+    env.pop("DESTINATION__DUCKDB__CREDENTIALS", None)
+    for command in (["demo"], ["models", "--pipeline-name", "fullstory_demo"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "pipelines.fullstory_pipeline", *command],
+            cwd=tmp_path, env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "A few sessions" in result.stdout
+    database = tmp_path / "fullstory_demo.duckdb"
+    with duckdb.connect(str(database), read_only=True) as con:
+        # everyone holds every event once, the other segments repeat some: the models count each once
+        everyone_sql = "SELECT count(*) FROM fullstory.events WHERE segment_id = 'everyone'"
+        ((everyone,),) = con.execute(everyone_sql).fetchall()
+        ((counted, sessions, multi),) = con.execute(
+            "SELECT sum(events), count(*), count(*) FILTER (WHERE segment_count > 1) "
+            "FROM fullstory_analytics.sessions"
+        ).fetchall()
+    assert counted == everyone and multi > 0
+    assert everyone / sessions > 8  # sessions of many events
