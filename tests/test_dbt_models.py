@@ -222,19 +222,19 @@ def test_an_incremental_build_rebuilds_only_the_days_a_load_touched(stages: dict
     # the ones build B wrote (same load id), while day 3's sessions come from build C
     untouched = {key: row for key, row in c.sessions.items() if row["session_date"] < DAY2.date()}
     assert untouched and untouched == {key: b.sessions[key] for key in untouched}
-    built_by_b = {row["_fullstory_load_id"] for row in b.sessions.values()}
+    built_by_b = {row["_fullstory_loaded_at"] for row in b.sessions.values()}
     day3 = [row for row in c.sessions.values() if row["session_date"] == DAY3.date()]
-    assert day3 and all(row["_fullstory_load_id"] not in built_by_b for row in day3)
+    assert day3 and all(row["_fullstory_loaded_at"] not in built_by_b for row in day3)
 
 
 def test_an_incremental_build_equals_a_full_refresh(stages: dict[str, Stage]) -> None:
     c, full = stages["C"], stages["full"]
 
-    def without_load_id(rows: dict[Any, dict[str, Any]]) -> dict[Any, dict[str, Any]]:
-        return {key: {k: v for k, v in row.items() if k != "_fullstory_load_id"} for key, row in rows.items()}
+    def without_build_mark(rows: dict[Any, dict[str, Any]]) -> dict[Any, dict[str, Any]]:
+        return {key: {k: v for k, v in row.items() if k != "_fullstory_loaded_at"} for key, row in rows.items()}
 
-    assert without_load_id(c.sessions) == without_load_id(full.sessions)
-    assert without_load_id(c.page_views) == without_load_id(full.page_views)
+    assert without_build_mark(c.sessions) == without_build_mark(full.sessions)
+    assert without_build_mark(c.page_views) == without_build_mark(full.page_views)
     assert c.users == full.users and c.daily == full.daily
 
 

@@ -2,25 +2,36 @@
   How sessions and page views stay exact while they are built incrementally.
 
   Every window the pipeline loads (new, refreshed by lookback, or backfilled) gets a Completed
-  row in `export_runs`, written in the same load as its events, with that load's `_dlt_load_id`.
-  A model remembers the newest load id it has seen (`_fullstory_load_id`). On the next build the
-  windows loaded since are the changed windows, and the sessions they can touch are rebuilt
-  whole, from all their events whatever window holds them, by the day they started:
+  row in `export_runs`, written in the same load as its events. dlt records when each load was
+  committed (`_dlt_loads.inserted_at`). A model remembers the newest such time it has seen
+  (`_fullstory_loaded_at`); commit times, unlike load ids, keep their order when several
+  pipelines load the same dataset. On the next build the windows loaded since are the changed
+  windows, and the sessions they can touch are rebuilt whole, from all their events whatever
+  window holds them, by the day they started:
 
     - sessions with an event in a changed window now (new and late events), and
     - rows built before that overlapped a changed window (they may have lost events there; the
-      model names the columns that span a row: started_at/ended_at, started_at/last_event_at).
+      model names the columns that span a row: started_at/ended_at, first/last_event_at).
 
   Their start days are replaced (delete+insert on session_date; insert_overwrite of the day
   partitions on BigQuery). A session that spans a refreshed window is therefore rebuilt from
   its events on both sides of it, never half.
 #}
 
+{% macro fullstory_loaded_windows() %}
+    select runs.start_at, runs.end_at, loads.inserted_at
+    from {{ source('fullstory', 'export_runs') }} as runs
+    inner join {{ source('fullstory', '_dlt_loads') }} as loads on loads.load_id = runs._dlt_load_id
+    where runs.export_type = 'events' and runs.status = 'Completed' and loads.status = 0
+{% endmacro %}
+
 {% macro fullstory_changed_windows() %}
     select start_at, end_at
-    from {{ source('fullstory', 'export_runs') }}
-    where export_type = 'events' and status = 'Completed'
-      and _dlt_load_id > (select coalesce(max(_fullstory_load_id), '') from {{ this }})
+    from ({{ fullstory_loaded_windows() }}) as loaded
+    where inserted_at > (
+        select coalesce(max(_fullstory_loaded_at), cast('1970-01-01 00:00:00' as {{ dbt.type_timestamp() }}))
+        from {{ this }}
+    )
 {% endmacro %}
 
 {% macro fullstory_changed_session_days(first_column='started_at', last_column='ended_at') %}
@@ -37,10 +48,9 @@
     ) as touched
 {% endmacro %}
 
-{# The newest load whose windows this build includes (stored in every row it writes) #}
-{% macro fullstory_newest_load_id() %}
-    (select max(_dlt_load_id) from {{ source('fullstory', 'export_runs') }}
-     where export_type = 'events' and status = 'Completed')
+{# When the newest load this build includes was committed (stored in every row it writes) #}
+{% macro fullstory_newest_load_time() %}
+    (select max(inserted_at) from ({{ fullstory_loaded_windows() }}) as loaded)
 {% endmacro %}
 
 {% macro fullstory_incremental_config() %}

@@ -84,5 +84,5 @@ select
     browser,
     device,
     operating_system,
-    {{ fullstory_newest_load_id() }} as _fullstory_load_id
+    {{ fullstory_newest_load_time() }} as _fullstory_loaded_at
 from numbered

@@ -147,7 +147,7 @@ select
     session_segments.segments,
     session_segments.segment_count,
     {{ fullstory_replay_url('last_events.user_id', 'totals.session_id') }} as replay_url,
-    {{ fullstory_newest_load_id() }} as _fullstory_load_id
+    {{ fullstory_newest_load_time() }} as _fullstory_loaded_at
 from totals
 inner join page_totals
     on totals.indv_id = page_totals.indv_id and totals.session_id = page_totals.session_id
