@@ -124,10 +124,11 @@ def select(
 
 
 def _in_scope(row: Row, selection: Selection, pages: frozenset[Any], sessions: frozenset[Any]) -> bool:
-    if selection.scope == "events":  # a match: the criteria, inside the membership range
-        if selection.rule is not None and not selection.rule.matches(row):
-            return False
-        return selection.start <= _when(row) < selection.end
+    if selection.scope == "events":
+        if selection.rule is None:  # no criteria: every event of a member
+            return True
+        # a match: the criteria, inside the membership range
+        return selection.rule.matches(row) and selection.start <= _when(row) < selection.end
     if selection.scope == "pages":
         return _page(row) in pages
     if selection.scope == "sessions":
