@@ -380,3 +380,27 @@ def test_make_demo_ends_with_the_models(tmp_path: Path) -> None:
         ).fetchall()
     assert counted == everyone and multi > 0
     assert everyone / sessions > 8  # sessions of many events
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--vars", "{not json"], "error: --vars is not JSON"),
+        (["--vars", "[1, 2]"], "error: --vars must be a JSON object of dbt vars"),
+        (
+            ["--destination", "filesystem"],
+            "error: models are built for duckdb, bigquery or snowflake, not 'filesystem'",
+        ),
+    ],
+)
+def test_bad_models_input_is_one_clear_line(
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["models", *args]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(message)
