@@ -166,8 +166,14 @@ def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
 
     from fullstory_source import readers
     from fullstory_source.client import FullStoryClient, download_session
-    from fullstory_source.exports import LIVE, Exporter, ExportJob, ExportOptions
+    from fullstory_source.config import Polling
+    from fullstory_source.events import ignore
+    from fullstory_source.exports import ExportApi, ExportJob
+    from fullstory_source.journal import OperationJournal
+    from fullstory_source.lifecycle import ExportServices, export_window
     from fullstory_source.readers import read_export
+    from fullstory_source.registry import LIVE
+    from fullstory_source.scheduler import TokenBucket
     from fullstory_source.windows import Window, parse_time
     from pipelines.duckdb_memory import duckdb_memory
 
@@ -187,14 +193,19 @@ def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
 
     import_rss = peak_rss_mb()
     readers.prefer_system_allocator()  # as the command does
-    exporter = Exporter(
+    api = ExportApi(
         FullStoryClient(API_KEY, spec["base_url"]),
         download_session(60.0, 5, 1.0),
-        ExportOptions(LIVE, spec["format"], work / "profile", poll_interval=0.01, poll_max_interval=0.05),
+        LIVE,
+        spec["format"],
+        work / "profile",
+    )
+    services = ExportServices(
+        api, OperationJournal(None, "bench"), ignore, TokenBucket(60, 8), Polling(0.01, 0.05), 3
     )
     window = Window(parse_time(START, "start"), parse_time(END, "end"))
     with stage("download"):
-        export = exporter.export(ExportJob(spec["segment"], "events", window))
+        export = export_window(ExportJob(spec["segment"], "events", window), services)
     with stage("gunzip (zlib, 1 thread)"):
         inflater = zlib.decompressobj(wbits=31)
         with export.path.open("rb") as raw:

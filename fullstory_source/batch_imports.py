@@ -35,7 +35,14 @@ import dlt
 from dlt.sources import DltResource
 
 from .client import FullStoryClient
-from .errors import ConfigurationError, FullStoryAPIError, FullStoryError, UnexpectedResponseError
+from .errors import (
+    BatchJobStillProcessingError,
+    ConfigurationError,
+    FullStoryAPIError,
+    UnexpectedResponseError,
+    UnknownBatchJobError,
+)
+from .polling import poll_waits
 
 __all__ = [
     "AUDIT_TABLE",
@@ -132,34 +139,6 @@ AUDIT_COLUMNS: dict[str, dict[str, Any]] = {
 }
 
 
-class BatchJobStillProcessingError(FullStoryError):
-    """A batch import job was still processing when `wait_timeout` ran out."""
-
-    def __init__(self, job_id: str, waited: float, wait_timeout: float, endpoint: str) -> None:
-        self.job_id = job_id
-        self.waited = waited
-        super().__init__(
-            f"FullStory batch import job {job_id!r} is still processing after waiting {waited:.1f} s "
-            f"(wait_timeout={wait_timeout:g} s; last answer from {endpoint}). Nothing was loaded for "
-            "this run. Run the pipeline again once the job has finished (its status is COMPLETED "
-            "or FAILED), or allow a longer wait with a larger wait_timeout."
-        )
-
-
-class UnknownBatchJobError(FullStoryAPIError, ConfigurationError):
-    """FullStory answered 404 for a job id: bad input (a ConfigurationError) and an API error."""
-
-    def __init__(self, job_id: str, error: FullStoryAPIError) -> None:
-        super().__init__(error.status, error.endpoint, error.api_message, error.code, error.context)
-        self.job_id = job_id
-        self.args = (
-            f"Unknown FullStory batch import job id {job_id!r}: {error.endpoint} answered HTTP "
-            f"{error.status} ({error.code or 'no code'}: {error.api_message or 'no message'}). Check "
-            "the id (it is the `job.id` that POST /v2/events/batch answered) in batch_import_job_ids "
-            "or --batch-job, and that the API key belongs to the organisation that ran the import.",
-        )
-
-
 @dataclass(frozen=True)
 class _Options:
     include_schema: bool
@@ -211,7 +190,7 @@ class _BatchJobs:
         now = time.monotonic()
         started = known.started if known else now
         deadline = known.deadline if known else now + self.options.wait_timeout
-        interval = self.options.poll_interval
+        waits = poll_waits(self.options.poll_interval, self.options.poll_max_interval, deadline)
         while True:
             body = self._get(_job_path(job_id), job_id)
             if not isinstance(body, dict) or not isinstance(body.get("job"), dict):
@@ -221,12 +200,11 @@ class _BatchJobs:
             current = _JobStatus(body, finished=False, deadline=deadline, started=started)
             current.finished = current.status != PROCESSING
             self._statuses[job_id] = current
-            remaining = deadline - time.monotonic()
-            if current.finished or remaining <= 0:
+            if current.finished:
                 return current
-            logger.info("batch import job %r is still processing; next check in %.2f s", job_id, interval)
-            time.sleep(min(interval, remaining))
-            interval = min(interval * 1.5, self.options.poll_max_interval)
+            logger.info("batch import job %r is still processing", job_id)
+            if next(waits, None) is None:
+                return current
 
     def finished_status(self, job_id: str) -> _JobStatus:
         status = self.status(job_id)
@@ -283,7 +261,7 @@ class _BatchJobs:
     def _page(
         self, path: str, params: dict[str, Any], job_id: str, status: _JobStatus, kind: str
     ) -> dict[str, Any]:
-        interval = self.options.poll_interval
+        waits = poll_waits(self.options.poll_interval, self.options.poll_max_interval, status.deadline)
         while True:
             code, body = self._get_with_status(path, params, job_id)
             if code != 202:
@@ -293,14 +271,11 @@ class _BatchJobs:
             if status.count(kind) == 0:
                 # the finished job reported no rows of this kind: nothing to wait for
                 return {"results": [], "next_page_token": ""}
-            remaining = status.deadline - time.monotonic()
-            if remaining <= 0:
+            logger.info("GET %s answered 202 (still processing); retrying", path)
+            if next(waits, None) is None:
                 raise BatchJobStillProcessingError(
                     job_id, time.monotonic() - status.started, self.options.wait_timeout, f"GET {path}"
                 )
-            logger.info("GET %s answered 202 (still processing); retrying in %.2f s", path, interval)
-            time.sleep(min(interval, remaining))
-            interval = min(interval * 1.5, self.options.poll_max_interval)
 
     def _get(self, path: str, job_id: str) -> Any:
         try:

@@ -32,6 +32,14 @@ logger = logging.getLogger(__name__)
 REGION_URLS = {"us": "https://api.fullstory.com", "eu1": "https://api.eu1.fullstory.com"}
 
 
+def require_api_key(api_key: str | None) -> None:
+    if not api_key or not str(api_key).strip():
+        raise ConfigurationError(
+            "No FullStory API key: set SOURCES__FULLSTORY__API_KEY or api_key in "
+            ".dlt/secrets.toml under [sources.fullstory]"
+        )
+
+
 def resolve_base_url(base_url: str | None, region: str | None, api_key: str) -> str:
     """`base_url` wins; else `region`; else an `eu1.` key means the EU host; else the US host."""
     if base_url:
@@ -82,7 +90,14 @@ class _RedactQueryStrings(logging.Filter):
         return True
 
 
-logging.getLogger("urllib3.connectionpool").addFilter(_RedactQueryStrings())
+_REDACT = _RedactQueryStrings()
+
+
+def redact_query_strings_in_logs() -> None:
+    """Installed when the first client is created (idempotent), not when this module is imported."""
+    urllib3_log = logging.getLogger("urllib3.connectionpool")
+    if _REDACT not in urllib3_log.filters:
+        urllib3_log.addFilter(_REDACT)
 
 
 def redact_url(url: str) -> str:
@@ -128,12 +143,9 @@ class FullStoryClient:
         backoff_factor: float = 1.0,
         max_retry_delay: float = 300.0,
     ) -> None:
-        if not api_key or not str(api_key).strip():
-            raise ConfigurationError(
-                "No FullStory API key: set SOURCES__FULLSTORY__API_KEY or api_key in "
-                ".dlt/secrets.toml under [sources.fullstory]"
-            )
+        require_api_key(api_key)
         self.base_url = check_base_url(base_url)
+        redact_query_strings_in_logs()
         retry = {
             "request_timeout": timeout,
             "raise_for_status": False,
@@ -219,13 +231,17 @@ def _nothing_was_sent(response: Response | None, exception: BaseException | None
     return False
 
 
-def download_session(timeout: float, max_attempts: int, backoff_factor: float) -> Any:
+def download_session(
+    timeout: float, max_attempts: int, backoff_factor: float, max_retry_delay: float = 300.0
+) -> Any:
     """A session with retries and no credentials, for presigned export links."""
+    redact_query_strings_in_logs()
     return Client(
         request_timeout=timeout,
         raise_for_status=False,
         request_max_attempts=max_attempts,
         request_backoff_factor=backoff_factor,
+        request_max_retry_delay=max_retry_delay,
         # 403 means the link expired: the caller fetches a new link instead of retrying this one
         status_codes=(429, 500, 502, 503, 504),
     ).session

@@ -111,8 +111,41 @@ class DownloadError(FullStoryError):
     """The export file could not be downloaded intact."""
 
 
+class RetryableDownloadError(DownloadError):
+    """One download attempt failed in a way a fresh link may cure (expired link, broken
+    connection, damaged gzip); the lifecycle tries again before giving up with DownloadError."""
+
+
 class ExportParseError(FullStoryError):
     """The downloaded export could not be parsed into typed columns."""
+
+
+class BatchJobStillProcessingError(FullStoryError):
+    """A batch import job was still processing when `wait_timeout` ran out."""
+
+    def __init__(self, job_id: str, waited: float, wait_timeout: float, endpoint: str) -> None:
+        self.job_id = job_id
+        self.waited = waited
+        super().__init__(
+            f"FullStory batch import job {job_id!r} is still processing after waiting {waited:.1f} s "
+            f"(wait_timeout={wait_timeout:g} s; last answer from {endpoint}). Nothing was loaded for "
+            "this run. Run the pipeline again once the job has finished (its status is COMPLETED "
+            "or FAILED), or allow a longer wait with a larger wait_timeout."
+        )
+
+
+class UnknownBatchJobError(FullStoryAPIError, ConfigurationError):
+    """FullStory answered 404 for a job id: bad input (a ConfigurationError) and an API error."""
+
+    def __init__(self, job_id: str, error: FullStoryAPIError) -> None:
+        super().__init__(error.status, error.endpoint, error.api_message, error.code, error.context)
+        self.job_id = job_id
+        self.args = (
+            f"Unknown FullStory batch import job id {job_id!r}: {error.endpoint} answered HTTP "
+            f"{error.status} ({error.code or 'no code'}: {error.api_message or 'no message'}). Check "
+            "the id (it is the `job.id` that POST /v2/events/batch answered) in batch_import_job_ids "
+            "or --batch-job, and that the API key belongs to the organisation that ran the import.",
+        )
 
 
 def root_cause(error: BaseException) -> BaseException:

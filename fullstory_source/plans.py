@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .config import Windows, check_initial_start
 from .errors import ConfigurationError
 from .exports import ExportJob
-from .settings import Settings, check_initial_start
 from .windows import Window, align_down, align_up, format_time, grid_windows, parse_time
 
 
@@ -43,7 +43,7 @@ class Backfill:
         return f"{format_time(self.start)}/{format_time(self.end)}/{int(window.total_seconds())}s"
 
 
-def pending_windows(cursor: str | None, settings: Settings, newest: datetime) -> list[Window]:
+def pending_windows(cursor: str | None, settings: Windows, newest: datetime) -> list[Window]:
     """Windows after the cursor (or from `start_date` when there is none) up to `newest`.
 
     A cursor off the current grid (the `window` setting changed since the last run) first gets
@@ -67,7 +67,7 @@ class WindowPlan:
         self,
         export_type: str,
         state: dict[str, Any],
-        settings: Settings,
+        settings: Windows,
         segment_ids: Sequence[str],
         newest: datetime,
         backfill: Backfill | None = None,
@@ -99,7 +99,7 @@ class WindowPlan:
         ]
 
     def _plan_scheduled(
-        self, state: dict[str, Any], settings: Settings, segment_ids: Sequence[str], newest: datetime
+        self, state: dict[str, Any], settings: Windows, segment_ids: Sequence[str], newest: datetime
     ) -> None:
         """New windows after each cursor, and with `lookback` the loaded ones to refresh."""
         horizon = newest - settings.lookback
@@ -120,7 +120,7 @@ class WindowPlan:
             if self._rows is not None:
                 self._prune_rows(segment, horizon)
 
-    def _check_initial_start(self, segment: str, settings: Settings) -> None:
+    def _check_initial_start(self, segment: str, settings: Windows) -> None:
         end = settings.end_date or self._now - settings.export_delay
         try:
             check_initial_start(
@@ -133,7 +133,7 @@ class WindowPlan:
             ) from None
 
     def _plan_backfill(
-        self, state: dict[str, Any], settings: Settings, segment_ids: Sequence[str], backfill: Backfill
+        self, state: dict[str, Any], settings: Windows, segment_ids: Sequence[str], backfill: Backfill
     ) -> None:
         """Every grid window of the range not finished by an earlier run of the same backfill."""
         record = state.setdefault("backfills", {}).setdefault(

@@ -1,25 +1,18 @@
-"""What a run does, window by window: live states for a progress display, and the outcomes
-the command prints as its summary."""
+"""A ready-made event sink: collects every window's outcome and its live state.
+
+report = RunReport()
+source = fullstory_source(events=report, on_window_error="record")
+pipeline.run(source)
+report.failures  # the windows that failed (their cursors did not move)
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .events import ExportEvent, WindowOutcome
 from .exports import ExportJob
-
-
-@dataclass
-class WindowOutcome:
-    job: ExportJob
-    status: str  # "loaded" | "failed"
-    rows: int = 0
-    bytes_downloaded: int = 0
-    seconds: float = 0.0
-    error: str = ""
-    kind: str = "new"  # "new" | "refresh" | "backfill"
-    rows_delta: int | None = None  # refresh: rows gained since the window was last loaded
 
 
 @dataclass
@@ -27,39 +20,27 @@ class LiveState:
     state: str  # Starting, Running, Downloading, Loading, Completed, Failed
     percent: float | None = None
     rows: int = 0
+    bytes_downloaded: int = 0
 
 
 @dataclass
 class RunReport:
-    """Collects window outcomes. Passing one to `fullstory_source(report=...)` also changes
-    what a failed export does: instead of failing the whole extract, that window is recorded
-    as failed (its cursor stays before it) and every other window still loads; the caller
-    then reads `failures` and decides (the command exits non-zero).
-
-    `listener`, when set, hears every change of a window's live state (progress displays)."""
-
     outcomes: list[WindowOutcome] = field(default_factory=list)
     live: dict[ExportJob, LiveState] = field(default_factory=dict)
-    listener: Callable[[ExportJob, LiveState], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def update(
-        self, job: ExportJob, state: str, percent: float | None = None, rows: int | None = None
-    ) -> None:
+    def __call__(self, event: ExportEvent) -> None:
         with self._lock:
-            live = self.live.setdefault(job, LiveState(state))
-            live.state = state
-            if percent is not None:
-                live.percent = percent
-            if rows is not None:
-                live.rows = rows
-        if self.listener:
-            self.listener(job, live)
-
-    def add(self, outcome: WindowOutcome) -> None:
-        with self._lock:
-            self.outcomes.append(outcome)
-        self.update(outcome.job, "Completed" if outcome.status == "loaded" else "Failed", rows=outcome.rows)
+            live = self.live.setdefault(event.job, LiveState(event.state))
+            live.state = event.state
+            if event.percent is not None:
+                live.percent = event.percent
+            if event.rows is not None:
+                live.rows = event.rows
+            if event.bytes_downloaded is not None:
+                live.bytes_downloaded = event.bytes_downloaded
+            if event.outcome is not None:
+                self.outcomes.append(event.outcome)
 
     @property
     def loaded(self) -> list[WindowOutcome]:

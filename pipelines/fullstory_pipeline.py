@@ -28,12 +28,19 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from fullstory_source import Backfill, ConfigurationError, FullStoryError, RunReport, fullstory_source
+from fullstory_source import (
+    Backfill,
+    ConfigurationError,
+    FullStoryError,
+    RunReport,
+    fan_out,
+    fullstory_source,
+)
 from fullstory_source.errors import root_cause
 from fullstory_source.plans import backfill_progress
 from fullstory_source.readers import prefer_system_allocator
-from fullstory_source.runs import BACKFILL_TABLE_HINTS, RUNS_TABLE, backfill_record
-from fullstory_source.warehouses import apply_warehouse_hints
+from fullstory_source.registry import EXPORT_TYPES
+from fullstory_source.runs import RUNS_TABLE, backfills_resource
 from fullstory_source.windows import format_time, parse_time
 
 from .duckdb_memory import duckdb_memory
@@ -108,8 +115,10 @@ def run_pipeline(
             logger.info("an earlier run left a pending load package: loading it first")
             memory.run(pipeline, pipeline.run)
             summary.finished_pending = True
-        source = fullstory_source(report=summary.report, **source_args)
-        apply_warehouse_hints(source, pipeline.destination)  # BigQuery/Snowflake table design
+        display = ProgressDisplay(summary.report, interactive=interactive)
+        # a failed window is recorded (the command exits 1), the others still load
+        events = fan_out(summary.report, display)
+        source = fullstory_source(events=events, on_window_error="record", **source_args)
         if resources:
             unknown = sorted(set(resources) - set(source.resources))
             if unknown:
@@ -117,7 +126,9 @@ def run_pipeline(
                     f"unknown resource(s) {unknown}; this run has {sorted(source.resources)} "
                     "(batch import resources need --batch-job or batch_import_job_ids)"
                 )
-            source = source.with_resources(*resources)
+            exporting = any(name in EXPORT_TYPES for name in resources)
+            # the run records of the selected export resources come along
+            source = source.with_resources(*resources, *([RUNS_TABLE] if exporting else []))
 
         def run_source() -> None:
             try:
@@ -125,7 +136,7 @@ def run_pipeline(
             finally:  # a load retried with more memory has a trace of its own, without these
                 summary.rows = normalized_rows(pipeline)
 
-        with ProgressDisplay(summary.report, interactive=interactive):
+        with display:
             memory.run(pipeline, run_source)
     summary.seconds = time.monotonic() - started
     return summary
@@ -202,11 +213,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     ]
     rows = loaded_backfill_rows(pipeline, [p.backfill_id for p in records])
     status = "FailedRetryable" if summary.failed else "Completed"
-    pipeline.run(
-        [backfill_record(p, status if p.complete or summary.failed else "Running", rows.get(p.backfill_id))
-         for p in records],
-        **BACKFILL_TABLE_HINTS,
-    )  # fmt: skip
+    pipeline.run(backfills_resource(records, status, rows))
     print("\n".join(summary.lines()))
     for progress in records:
         print(
@@ -315,7 +322,7 @@ def print_samples(database: Path) -> None:
 
 def cmd_segments(args: argparse.Namespace) -> int:
     from fullstory_source.client import FullStoryClient, resolve_base_url
-    from fullstory_source.exports import DIALECTS
+    from fullstory_source.registry import DIALECTS
 
     api_key = dlt.secrets.get("sources.fullstory.api_key") or ""
     flavor = args.api_flavor or dlt.config.get("sources.fullstory.api_flavor") or "live"

@@ -8,8 +8,9 @@ import threading
 import time
 from typing import TextIO
 
+from fullstory_source.events import ExportEvent
 from fullstory_source.exports import ExportJob
-from fullstory_source.report import LiveState, RunReport
+from fullstory_source.report import RunReport
 
 logger = logging.getLogger("fullstory_pipeline")
 
@@ -17,7 +18,8 @@ _ACTIVE = ("Starting", "Running", "Downloading", "Loading")
 
 
 class ProgressDisplay:
-    """Listens to a RunReport. Use as a context manager around the run."""
+    """An event sink (fullstory_source.events) that shows the live states the RunReport
+    collects. Pass it after the report to `fan_out`; use it as a context manager around the run."""
 
     def __init__(
         self, report: RunReport, stream: TextIO | None = None, interactive: bool | None = None
@@ -29,7 +31,6 @@ class ProgressDisplay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._drawn_lines = 0
-        report.listener = self.on_change
 
     def __enter__(self) -> ProgressDisplay:
         if self.interactive:
@@ -43,9 +44,10 @@ class ProgressDisplay:
             self._thread.join()
             self._draw()
 
-    def on_change(self, job: ExportJob, live: LiveState) -> None:
+    def __call__(self, event: ExportEvent) -> None:
         if self.interactive:
             return  # the redraw loop shows it
+        job, live = event.job, self.report.live[event.job]
         # plain lines: every change of state, and progress at most every 30 s per export
         last_state, last_time = self._logged.get(job, ("", 0.0))
         now = time.monotonic()

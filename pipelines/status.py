@@ -9,9 +9,8 @@ import dlt
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 
 from fullstory_source.plans import backfill_progress
+from fullstory_source.registry import EXPORT_TYPES
 from fullstory_source.runs import RUNS_TABLE
-
-EXPORT_TYPES = ("events", "individuals")
 
 
 def resource_states(pipeline: dlt.Pipeline) -> dict[str, Any]:

@@ -27,7 +27,8 @@ def main() -> None:
         start_date="2026-10-01T00:00:00Z",
         end_date="2026-10-02T00:00:00Z",
         window="6h",
-        report=RunReport(),
+        events=RunReport(),
+        on_window_error="record",
     )
     pipeline.extract(source)
     pipeline.normalize()

@@ -11,7 +11,7 @@ import requests
 from fullstory_sandbox import DEFAULT_SEGMENTS, Fault, Sandbox
 from fullstory_source import ConfigurationError, FullStoryAPIError, FullStoryError
 from fullstory_source.client import FullStoryClient, check_base_url, redact_url, resolve_base_url
-from fullstory_source.exports import DIALECTS
+from fullstory_source.registry import DIALECTS
 
 from .support import API_KEY, stub_server
 

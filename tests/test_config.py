@@ -11,7 +11,7 @@ from fullstory_source import fullstory_source
 from pipelines.duckdb_memory import DEFAULT_LIMIT
 
 CONFIG = Path(__file__).resolve().parents[1] / ".dlt" / "config.toml"
-NOT_CONFIG = {"api_key", "report", "backfill"}  # a secret, and two objects passed in code
+NOT_CONFIG = {"api_key", "events", "backfill"}  # a secret, and two objects passed in code
 
 
 def source_parameters() -> dict[str, inspect.Parameter]:

@@ -20,7 +20,13 @@ from fullstory_source import (
     UnexpectedResponseError,
 )
 from fullstory_source.client import FullStoryClient, download_session
-from fullstory_source.exports import DIALECTS, DownloadedExport, Exporter, ExportJob, ExportOptions
+from fullstory_source.config import Polling
+from fullstory_source.events import EventSink, ExportEvent, ignore
+from fullstory_source.exports import DownloadedExport, ExportApi, ExportJob
+from fullstory_source.journal import OperationJournal
+from fullstory_source.lifecycle import ExportServices, export_window
+from fullstory_source.registry import DIALECTS
+from fullstory_source.scheduler import TokenBucket
 from fullstory_source.windows import Window
 
 from .support import API_KEY, DAY1, stub_server
@@ -33,26 +39,33 @@ DOWNLOAD = "/download/"
 OPERATIONS = "/operations/v1/"
 
 
+class Exporter:
+    """Runs one window through the production lifecycle (`WindowExport.fetch`, as the pool does)
+    and raises what it recorded, so a test can look at one export at a time."""
+
+    def __init__(self, services: ExportServices) -> None:
+        self.services = services
+
+    def export(self, job: ExportJob, events: EventSink = ignore) -> DownloadedExport:
+        self.services.events = events
+        return export_window(job, self.services)
+
+
 def make_exporter(
     base_url: str, flavor: str, download_dir: Path, export_format: str = "json", **options: Any
 ) -> Exporter:
     client = FullStoryClient(API_KEY, base_url, backoff_factor=0.01, timeout=10.0, max_attempts=3)
-    settings: dict[str, Any] = {
-        "poll_interval": 0.01,
-        "poll_max_interval": 0.05,
-        "download_attempts": 3,
-        **options,
-    }
-    return Exporter(
-        client,
-        download_session(10.0, 3, 0.01),
-        ExportOptions(
-            dialect=DIALECTS[flavor],
-            export_format=export_format,
-            download_dir=download_dir,
-            **settings,
-        ),
+    api = ExportApi(client, download_session(10.0, 3, 0.01), DIALECTS[flavor], export_format, download_dir)
+    polling = Polling(0.01, 0.05, options.get("poll_timeout", 3600.0))
+    services = ExportServices(
+        api,
+        OperationJournal(None, "test"),
+        ignore,
+        TokenBucket(60_000, 8),
+        polling,
+        options.get("download_attempts", 3),
     )
+    return Exporter(services)
 
 
 def exporter_for(sb: Sandbox, tmp_path: Path, export_format: str = "json", **options: Any) -> Exporter:
@@ -97,7 +110,7 @@ def test_a_full_export_holds_exactly_the_rows_of_the_window(
     dialect = DIALECTS[sandbox.flavor]
     assert created == {
         "segmentId": SEGMENT,
-        "type": dialect.type_names[export_type],
+        "type": dialect.type_name(export_type),
         "format": dialect.format_names["json"],
         "timeRange": {"start": WINDOW_TEXTS[0], "end": WINDOW_TEXTS[1]},
     }
@@ -159,12 +172,11 @@ def test_transient_api_errors_during_the_export_are_retried(sandbox: Sandbox, tm
 def test_a_link_that_expired_after_the_operation_completed_is_replaced(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    exporter = exporter_for(sandbox, tmp_path)
-    operation_id = exporter.create(JOB)
-    operation = exporter.wait(JOB, operation_id)
-    sandbox.expire_links()
+    def expire_when_completed(event: ExportEvent) -> None:
+        if event.state == "Downloading" and event.bytes_downloaded is None:  # before the download
+            sandbox.expire_links()
 
-    export = exporter.download(JOB, operation_id, operation)
+    export = exporter_for(sandbox, tmp_path).export(JOB, expire_when_completed)
 
     assert json_rows(export) == expected(sandbox)
     if sandbox.flavor == "spec":

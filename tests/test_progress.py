@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
+from fullstory_source import ExportEvent, RunReport, WindowOutcome, fan_out
 from fullstory_source.exports import ExportJob
-from fullstory_source.report import RunReport, WindowOutcome
 from fullstory_source.windows import Window
 from pipelines.progress import ProgressDisplay
 
@@ -21,9 +21,11 @@ OTHER = ExportJob("power-users", "individuals", Window(DAY1, DAY2))
 def test_terminal_shows_a_live_table() -> None:
     report = RunReport()
     screen = io.StringIO()
-    with ProgressDisplay(report, stream=screen, interactive=True):
-        report.update(JOB, "Running", 42.0)
-        report.update(OTHER, "Loading", rows=1234)
+    display = ProgressDisplay(report, stream=screen, interactive=True)
+    send = fan_out(report, display)
+    with display:
+        send(ExportEvent(JOB, "Running", 42.0))
+        send(ExportEvent(OTHER, "Loading", rows=1234))
     text = screen.getvalue()
     assert "exports: 2" in text and "running 1" in text and "loading 1" in text
     assert "everyone" in text and "42%" in text
@@ -35,11 +37,14 @@ def test_ci_gets_one_log_line_per_state_change(caplog: pytest.LogCaptureFixture)
     caplog.set_level(logging.INFO, logger="fullstory_pipeline")
     report = RunReport()
     screen = io.StringIO()
-    with ProgressDisplay(report, stream=screen, interactive=False):
-        report.update(JOB, "Starting")
+    display = ProgressDisplay(report, stream=screen, interactive=False)
+    send = fan_out(report, display)
+    with display:
+        send(ExportEvent(JOB, "Starting"))
         for percent in (10.0, 20.0, 30.0):  # within 30 s: one line, not three
-            report.update(JOB, "Running", percent)
-        report.add(WindowOutcome(JOB, "loaded", rows=99))
+            send(ExportEvent(JOB, "Running", percent))
+        outcome = WindowOutcome(JOB, "loaded", rows=99)
+        send(ExportEvent(JOB, "Completed", rows=99, outcome=outcome))
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [
         f"{JOB}: Starting",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from dlt.pipeline.helpers import pipeline_drop
 
 from fullstory_sandbox import Sandbox
 from fullstory_source import ConfigurationError, ExportFailedError, RunReport
@@ -254,7 +256,7 @@ def test_failed_operation_fails_the_run_and_moves_no_cursor(live_sandbox: Sandbo
     assert "events" not in tables(database)
 
 
-def test_with_a_report_other_segments_still_load(live_sandbox: Sandbox, database: Path) -> None:
+def test_recording_window_errors_lets_other_segments_load(live_sandbox: Sandbox, database: Path) -> None:
     pipeline = make_pipeline(database)
     broken, healthy = "everyone", "power-users"
     live_sandbox.faults.fail_operations(error_details="boom", segment_id=broken)
@@ -265,7 +267,7 @@ def test_with_a_report_other_segments_still_load(live_sandbox: Sandbox, database
         start_date=format_time(DAY1),
         end_date=format_time(DAY2),
     )
-    pipeline.run(source(live_sandbox, report=report, **args))
+    pipeline.run(source(live_sandbox, events=report, on_window_error="record", **args))
 
     # windows run concurrently, so any one of the four windows of `broken` may be the failed one
     assert len(report.failures) == 1
@@ -286,7 +288,7 @@ def test_with_a_report_other_segments_still_load(live_sandbox: Sandbox, database
     assert all(error is None for *_, status, error in runs if status == "Completed")
 
     # the next run retries the failed segment from its first window and ends exact
-    pipeline.run(source(live_sandbox, report=RunReport(), **args))
+    pipeline.run(source(live_sandbox, on_window_error="record", **args))
     assert loaded_multiset(database, "events") == all_rows
     statuses = query(database, "SELECT status, count(*) FROM fullstory.export_runs GROUP BY 1")
     assert statuses == [("Completed", 8)]
@@ -307,6 +309,9 @@ def test_with_a_report_other_segments_still_load(live_sandbox: Sandbox, database
         ({"start_date": "yesterday"}, "start_date='yesterday' is not an RFC 3339 time"),
         ({"fields": ["EventStart", "IndvId", "EventStart"]}, "fields lists ['EventStart'] more than once"),
         ({"timezone": "Mars/Olympus"}, "not an IANA time zone"),
+        ({"max_concurrent_exports": 0}, "max_concurrent_exports=0 must be a whole number, at least 1"),
+        ({"poll_interval": -1}, "poll_interval=-1 must be greater than 0"),
+        ({"on_window_error": "ignore"}, "on_window_error='ignore' is unknown"),
     ],
 )
 def test_bad_configuration_is_refused_before_any_request(
@@ -317,6 +322,33 @@ def test_bad_configuration_is_refused_before_any_request(
         source(live_sandbox, **args)
     assert expected in str(raised.value)
     assert live_sandbox.requests() == []
+
+
+def test_building_the_source_starts_nothing(live_sandbox: Sandbox, tmp_path: Path) -> None:
+    threads = threading.active_count()
+    source(live_sandbox, download_dir=str(tmp_path / "downloads"), start_date=format_time(DAY1))
+    assert threading.active_count() == threads
+    assert not (tmp_path / "downloads").exists()
+    assert live_sandbox.requests() == []
+
+
+def test_export_runs_is_its_own_table_and_survives_dropping_an_export_table(
+    live_sandbox: Sandbox, database: Path
+) -> None:
+    pipeline = make_pipeline(database)
+    args = dict(segment_ids=[SEGMENT], start_date=format_time(DAY1), end_date=format_time(DAY2))
+    pipeline.run(source(live_sandbox, **args))
+    schema = pipeline.default_schema
+    runs = schema.tables["export_runs"]
+    assert runs["resource"] == "export_runs"
+    # none of the export tables' hints leak into it
+    assert not any(c.get("merge_key") or c.get("dedup_sort") for c in runs["columns"].values())
+    assert {c for c, col in runs["columns"].items() if col.get("primary_key")} == {"id"}
+
+    pipeline_drop(pipeline, resources=["individuals"])()  # `dlt pipeline <name> drop individuals`
+    assert "individuals" not in tables(database)
+    assert {"events", "export_runs"} <= tables(database)
+    assert query(database, "SELECT count(*) FROM fullstory.export_runs") == [(8,)]
 
 
 def test_unknown_segment_fails_before_any_export(live_sandbox: Sandbox, database: Path) -> None:
@@ -367,6 +399,7 @@ def test_live_request_fields_are_passed_through(database: Path, tmp_path: Path) 
                 end_date=format_time(DAY2),
                 fields=["EventStart", "EventType", "user_*"],
                 timezone="Europe/Berlin",
+                # membership is evaluated over this range (the sandbox since issue 16): it holds the window
                 segment_time_range={"start": "2026-09-01T00:00:00Z", "end": "2026-10-02T00:00:00Z"},
             )
         )

@@ -32,7 +32,7 @@ from sqlglot import exp
 
 from fullstory_sandbox import Sandbox
 from fullstory_source.runs import RUNS_TABLE
-from fullstory_source.warehouses import apply_warehouse_hints, warehouse_of
+from fullstory_source.warehouses import warehouse_of
 from pipelines.fullstory_pipeline import build_parser, main, make_pipeline
 
 from .support import API_KEY, DAY1, DAY2, source
@@ -66,13 +66,13 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def extract(sb: Sandbox, destination: Any, staging: Any = None, **overrides: Any) -> dlt.Pipeline:
-    """Extract and normalize 12 hours of two segments for `destination`, hints applied the way
-    `fullstory-pipeline run` applies them."""
+    """Extract and normalize 12 hours of two segments for `destination`, as a user's own dlt
+    pipeline does: no call of ours besides `fullstory_source`, whose resources apply their table
+    design for the pipeline's destination when they start."""
     pipeline = dlt.pipeline(
         "fullstory_wh", destination=destination, staging=staging, dataset_name="fullstory"
     )
     src = source(sb, segment_ids=[SEGMENT], start_date=DAY1, end_date=END)
-    apply_warehouse_hints(src, pipeline.destination)
     for name, hints in overrides.items():
         src.resources[name].apply_hints(**hints)
     pipeline.extract(src)
@@ -175,7 +175,7 @@ def test_bigquery_hints_files_and_schema_check(live_sandbox: Sandbox, fake_crede
 
 def test_bigquery_refuses_json_columns_in_parquet(live_sandbox: Sandbox, fake_credentials: None) -> None:
     """Why BigQuery tables load from JSONL: from Parquet, dlt stops the load before it starts."""
-    pipeline = extract(live_sandbox, "bigquery", events={"file_format": ""})  # "" drops the hint
+    pipeline = extract(live_sandbox, "bigquery", events={"file_format": "parquet"})  # a user choice is kept
     assert formats(pipeline)["events"] == {"parquet"}
     client = pipeline.destination_client()
     with pytest.raises(UnsupportedDataType, match="evt_"):
@@ -419,7 +419,7 @@ def test_staged_load_copies_parquet_into_the_bucket(live_sandbox: Sandbox, tmp_p
         dataset_name="fullstory",
     )
     src = source(live_sandbox, segment_ids=[SEGMENT], start_date=DAY1, end_date=END)
-    info = pipeline.run(apply_warehouse_hints(src, pipeline.destination))
+    info = pipeline.run(src)
     assert not info.has_failed_jobs
     staged = sorted((bucket / "fullstory" / "events").glob("*.parquet"))
     assert staged, sorted(p.relative_to(bucket) for p in bucket.rglob("*"))

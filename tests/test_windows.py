@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from fullstory_source import ConfigurationError, pending_windows
+from fullstory_source.config import Windows, windows
 from fullstory_source.plans import WindowPlan
-from fullstory_source.settings import Settings, build_settings
 from fullstory_source.windows import (
     Window,
     align_down,
@@ -31,31 +31,22 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def settings(**overrides: Any) -> Settings:
+def settings(**overrides: Any) -> Windows:
     args: dict[str, Any] = {
-        "api_key": "test-key",
-        "base_url": None,
-        "region": None,
-        "api_flavor": "live",
-        "segment_ids": None,
-        "export_types": "events",
-        "export_format": "json",
         "start_date": "2026-10-01T00:00:00Z",
         "end_date": None,
         "window": "6h",
         "export_delay": "3h",
-        "download_dir": None,
-        "now": NOW,
         **overrides,
     }
-    return build_settings(**args)
+    return windows(args, NOW)
 
 
 def bounds(windows: Any) -> list[tuple[str, str]]:
     return [(format_time(w.start), format_time(w.end)) for w in windows]
 
 
-def pending(cursor: str | None, config: Settings) -> list[tuple[str, str]]:
+def pending(cursor: str | None, config: Windows) -> list[tuple[str, str]]:
     newest = newest_window_end(NOW, config.export_delay, config.window, config.end_date)
     return bounds(pending_windows(cursor, config, newest))
 
@@ -244,7 +235,6 @@ def test_settings_parse_times_and_durations() -> None:
     assert config.window == H
     assert config.export_delay == timedelta(minutes=90)
     assert config.end_date is None
-    assert config.base_url == "https://api.fullstory.com"
 
 
 def test_default_start_is_thirty_days_before_now() -> None:
