@@ -5,6 +5,7 @@
     fullstory-pipeline status
     fullstory-pipeline demo
     fullstory-pipeline segments
+    fullstory-pipeline models
 
 Exit codes: 0 all windows loaded; 1 some windows failed (the rest loaded, see the summary);
 2 bad input (nothing was loaded).
@@ -43,6 +44,7 @@ from fullstory_source.runs import RUNS_TABLE, backfills_resource
 from fullstory_source.windows import format_time, parse_time
 
 from .duckdb_memory import duckdb_memory
+from .models import add_models_parser
 from .progress import ProgressDisplay, make_console, setup_logging
 from .status import resource_states, status_lines
 
@@ -272,7 +274,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     database = Path(args.output).resolve()
     for stale in (database, database.with_name(database.name + ".wal")):
         stale.unlink(missing_ok=True)
-    with Sandbox(api_key="demo-key", flavor="live", operation_polls=2) as sandbox:
+    # 60 events an hour: sessions of a dozen events over several pages for the models (make demo)
+    with Sandbox(api_key="demo-key", flavor="live", operation_polls=2, events_per_hour=60) as sandbox:
         print(f"FullStory sandbox listening on {sandbox.base_url}")
         pipeline = dlt.pipeline(
             pipeline_name="fullstory_demo",
@@ -415,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_connection_args(segments)
     segments.set_defaults(handler=cmd_segments)
+
+    add_models_parser(commands, add_pipeline_args)
     return parser
 
 
