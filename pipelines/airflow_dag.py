@@ -37,9 +37,9 @@ DESTINATION = os.environ.get("FULLSTORY_DESTINATION", "bigquery")
 DATASET = os.environ.get("FULLSTORY_DATASET", "fullstory")
 # segment ids, as listed by `fullstory-pipeline segments`
 SEGMENTS = [s for s in os.environ.get("FULLSTORY_SEGMENTS", "everyone").split(",") if s]
-SCHEDULE = "17 * * * *"  # hourly; 1h windows that end 3h ago at most (export_delay)
+SCHEDULE = "17 * * * *"  # hourly; 1h windows that end 24h ago at most (export_delay)
 WINDOW = "1h"
-EXPORT_DELAY = "3h"
+EXPORT_DELAY = "24h"  # FullStory's recommendation: each window exported once, complete
 
 
 def pipeline_name(segment_id: str) -> str:
