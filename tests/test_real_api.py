@@ -226,3 +226,19 @@ def test_the_default_export_delay_loses_no_late_events_on_an_hourly_schedule(
         want = expected_multiset(rows, {"segment_id": "everyone", "window_start": DAY1, "window_end": DAY2})
         assert loaded_multiset(command_env, "events") == want
         assert [body["timeRange"]["start"] for body in sb.created_exports()] == [format_time(DAY1)]
+
+
+def test_batch_imported_events_keep_their_coordinates_and_ip_address(
+    live_sandbox: Sandbox, command_env: Path
+) -> None:
+    job = "job/with+slash=="  # ids go into the path percent-encoded
+    live_sandbox.batch_jobs.add(job, imports=6)
+    assert run(live_sandbox, "run", "--resources", "batch_imported_events", "--batch-job", job) == 0
+    loaded = query(
+        command_env,
+        "SELECT location_latitude, location_longitude, location_ip_address FROM "
+        "fullstory.batch_imported_events ORDER BY ordinal",
+    )
+    sent = [e.get("context", {}).get("location", {}) for e in live_sandbox.batch_jobs.expected_imports(job)]
+    assert loaded == [(s.get("latitude"), s.get("longitude"), s.get("ip_address")) for s in sent]
+    assert any(row[0] is not None for row in loaded) and any(row[0] is None for row in loaded)
