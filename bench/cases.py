@@ -4,7 +4,8 @@ wall time and peak RSS are its own.
 - pipeline: this project's source, the whole path: create -> poll -> download over HTTP from the
   sandbox -> parse -> a real dlt pipeline into a DuckDB file (window replace, as in production);
 - duckdb: DuckDB alone, `CREATE TABLE AS SELECT * FROM read_json('<same file>')` (`read_csv` for
-  CSV), no HTTP, no dlt; with `sample_size=-1` when DuckDB refuses the file without it;
+  CSV), no HTTP, no dlt, DuckDB's defaults; with `sample_size=-1` when DuckDB refuses the file
+  without it (the late-key variant);
 - duckdb_typed: the same with every column's type given up front (one pass, no inference);
 - naive: the resource a user would write first: the same HTTP calls with requests, then the stdlib
   parser yielding one dict per row into dlt with its default settings.
@@ -38,8 +39,11 @@ DUCKDB_TYPES = {
 
 
 def bench_source_args(spec: dict[str, Any], work: Path) -> dict[str, Any]:
-    """The source as a benchmark case runs it: one segment, events, one day in one window."""
+    """The source as a benchmark case runs it: one segment, events, one day in one window
+    (with the export's `fields` request for the early-keys variant)."""
+    fields = {"fields": spec["fields"]} if spec.get("fields") else {}
     return {
+        **fields,
         "api_key": API_KEY,
         "base_url": spec["base_url"],
         "api_flavor": "live",
@@ -305,7 +309,9 @@ def run_duckdb_typed(spec: dict[str, Any]) -> dict[str, Any]:
 # -- naive ----------------------------------------------------------------------------------------
 
 
-def _naive_download(base_url: str, segment: str, export_format: str, target: Path) -> Path:
+def _naive_download(
+    base_url: str, segment: str, export_format: str, target: Path, fields: list[str] | None = None
+) -> Path:
     """create -> poll -> link -> download, the way the FullStory docs show it."""
     import requests
 
@@ -315,6 +321,7 @@ def _naive_download(base_url: str, segment: str, export_format: str, target: Pat
         "type": "TYPE_EVENT",
         "format": {"json": "FORMAT_JSON", "ndjson": "FORMAT_NDJSON", "csv": "FORMAT_CSV"}[export_format],
         "timeRange": {"start": START, "end": END},
+        **({"fields": fields} if fields else {}),
     }
     created = requests.post(f"{base_url}/segments/v1/exports", json=body, headers=headers, timeout=60)
     created.raise_for_status()
@@ -348,7 +355,11 @@ def run_naive(spec: dict[str, Any]) -> dict[str, Any]:
     @dlt.resource(name="events", write_disposition="append")
     def events() -> Any:
         path = _naive_download(
-            spec["base_url"], spec["segment"], export_format, work / f"export.{export_format}.gz"
+            spec["base_url"],
+            spec["segment"],
+            export_format,
+            work / f"export.{export_format}.gz",
+            spec.get("fields"),
         )
         with gzip.open(path, "rt", encoding="utf-8", newline="") as text:
             if export_format == "json":

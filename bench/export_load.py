@@ -50,7 +50,14 @@ def parse_rows(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.export_load", description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=parse_rows, default=None, help="export sizes, e.g. 1000000,5M")
-    parser.add_argument("--formats", default="json,ndjson,csv")
+    parser.add_argument(
+        "--formats", default="json,ndjson,csv", help="early-keys exports (DuckDB reads them with defaults)"
+    )
+    parser.add_argument(
+        "--late-formats",
+        default="json,ndjson",
+        help="exports with a key first seen after DuckDB's sample ('' for none)",
+    )
     parser.add_argument("--cases", default=",".join(cases.CASES), help="of: " + ",".join(cases.CASES))
     parser.add_argument(
         "--naive-rows",
@@ -163,11 +170,15 @@ def type_problems(loaded: dict[str, str], expected: dict[str, str]) -> list[str]
     return problems
 
 
+LATE = " late key"  # label suffix of the late-key variant of a format
+
+
 def run_benchmark(
     sizes: Sequence[int],
     formats: Sequence[str],
     case_names: Sequence[str],
     *,
+    late_formats: Sequence[str] = (),
     naive_rows: int | None = None,
     naive_formats: Sequence[str] = ("ndjson",),
     reference_sizes: Sequence[int] | None = None,
@@ -176,38 +187,49 @@ def run_benchmark(
     destination_config: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Measure every planned case; `reference_sizes` (default: the smallest size) are the sizes
-    at which the DuckDB references run next to the pipeline, `naive_rows` (default: the
-    smallest size) the one size at which the slow naive case runs."""
+    """Measure every planned case. `formats`: the early-keys exports (every key in the first
+    rows: DuckDB reads them with its defaults); `late_formats`: the exports as generated, with a
+    key first seen after DuckDB's sample (labelled "<format> late key"; DuckDB needs
+    `sample_size=-1`). `reference_sizes` (default: the smallest size) are the sizes at which the
+    DuckDB references run next to the pipeline, `naive_rows` (default: the smallest size) the
+    one size at which the slow naive case runs."""
     from fullstory_source.readers import column_type
 
     naive_rows = naive_rows or min(sizes)
     reference_sizes = reference_sizes or [min(sizes)]
-    exports = {rows: cache.ensure_exports(cache_dir, rows, formats, log) for rows in sizes}
+    exports: dict[int, dict[str, cache.CachedExport]] = {}
+    for rows in sizes:
+        exports[rows] = dict(cache.ensure_early_exports(cache_dir, rows, formats, log)) if formats else {}
+        if late_formats:
+            late = cache.ensure_exports(cache_dir, rows, late_formats, log)
+            exports[rows].update({f"{fmt}{LATE}": export for fmt, export in late.items()})
     if "naive" in case_names and naive_rows not in exports:
-        exports[naive_rows] = cache.ensure_exports(cache_dir, naive_rows, naive_formats, log)
+        exports[naive_rows] = dict(cache.ensure_early_exports(cache_dir, naive_rows, naive_formats, log))
     measured: list[dict[str, Any]] = []
     scratch = Path(tempfile.mkdtemp(prefix="fullstory-bench-"))
     try:
         for round_number in range(repeat):
-            for rows, by_format in sorted(exports.items()):
-                for export_format, export in by_format.items():
-                    keys = _keys(cache_dir, export.events_per_hour)
+            for rows, by_label in sorted(exports.items()):
+                for label, export in by_label.items():
+                    keys = list(export.fields) if export.fields else _keys(cache_dir, export.events_per_hour)
                     planned = [c for c in ("duckdb", "duckdb_typed") if rows in reference_sizes]
                     planned = [c for c in [*planned, "pipeline"] if c in case_names and rows in sizes]
                     if round_number % 2:
                         planned.reverse()  # alternate the order: drift on a shared machine cancels out
-                    if "naive" in case_names and rows == naive_rows and export_format in naive_formats:
+                    if "naive" in case_names and rows == naive_rows and label in naive_formats:
                         planned.append("naive")
                     for case in planned:
-                        work = scratch / f"{case}-{rows}-{export_format}-{round_number}"
+                        slug = label.replace(" ", "-")
+                        work = scratch / f"{case}-{rows}-{slug}-{round_number}"
                         spec = {
                             "case": case,
-                            "format": export_format,
+                            "format": export.export_format,
                             "file": str(export.path),
                             "segment": cache.SEGMENT,
                             "workdir": str(work),
                         }
+                        if export.fields:
+                            spec["fields"] = list(export.fields)
                         if case == "duckdb_typed":
                             spec["types"] = {key: column_type(key) for key in keys}
                         with serving(export, work, cache_dir) as sandbox:
@@ -225,7 +247,7 @@ def run_benchmark(
                             result["type_problems"] = type_problems(result.pop("types"), expected_types(keys))
                         entry = {
                             "case": case,
-                            "format": export_format,
+                            "format": label,
                             "nominal_rows": rows,
                             "round": round_number,
                             "gz_bytes": export.gz_bytes,
@@ -310,7 +332,7 @@ def _keys(cache_dir: Path, events_per_hour: int) -> list[str]:
 
 def _progress_line(entry: dict[str, Any]) -> str:
     return (
-        f"  {entry['nominal_rows']:>10,} {entry['format']:<7} {entry['case']:<13}"
+        f"  {entry['nominal_rows']:>10,} {entry['format']:<15} {entry['case']:<13}"
         f" {entry['rows_per_s']:>10,.0f} rows/s {entry['seconds']:>7.2f} s {entry['peak_rss_mb']:>7.0f} MB"
     )
 
@@ -431,7 +453,7 @@ def machine() -> dict[str, Any]:
 def render(result: dict[str, Any]) -> str:
     ratios = {(r["nominal_rows"], r["format"]): r for r in result["ratios"]}
     lines = [
-        f"{'rows':>10} {'format':<7} {'case':<13} {'rows/s':>10} {'wall s':>8} {'peak RSS MB':>12}"
+        f"{'rows':>10} {'format':<15} {'case':<13} {'rows/s':>10} {'wall s':>8} {'peak RSS MB':>12}"
         f" {'vs duckdb':>10} {'vs typed':>9}",
     ]
     for row in result["table"]:
@@ -441,7 +463,7 @@ def render(result: dict[str, Any]) -> str:
             for i, name in enumerate(("pipeline_vs_duckdb", "pipeline_vs_duckdb_typed")):
                 versus[i] = f"{ratio[name]:.2f}x" if name in ratio else ""
         lines.append(
-            f"{row['rows']:>10,} {row['format']:<7} {row['case']:<13} {row['rows_per_s']:>10,.0f}"
+            f"{row['rows']:>10,} {row['format']:<15} {row['case']:<13} {row['rows_per_s']:>10,.0f}"
             f" {row['seconds']:>8.2f} {row['peak_rss_mb']:>12.0f} {versus[0]:>10} {versus[1]:>9}"
         )
     for row in result["table"]:
@@ -467,8 +489,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cases.child_main(args.child)
     sizes = args.rows or ([200_000] if args.quick else [1_000_000, 5_000_000])
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    late_formats = [f.strip() for f in args.late_formats.split(",") if f.strip()]
     case_names = [c.strip() for c in args.cases.split(",") if c.strip()]
-    unknown = set(case_names) - set(cases.CASES) or set(formats) - set(cache.FORMATS)
+    unknown = set(case_names) - set(cases.CASES) or set(formats + late_formats) - set(cache.FORMATS)
     if unknown:
         raise SystemExit(f"unknown case or format: {sorted(unknown)}")
     naive_formats = [f.strip() for f in args.naive_formats.split(",") if f.strip()]
@@ -487,6 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes,
         formats,
         case_names,
+        late_formats=late_formats,
         naive_rows=args.naive_rows[0]
         if args.naive_rows
         else min([QUICK_NAIVE_ROWS if args.quick else NAIVE_ROWS, *sizes]),

@@ -3,7 +3,14 @@
 FullStory exports carry no schema. Inferring types from the data goes wrong in ways that split
 or corrupt columns (a `_real` whose first values are whole numbers looks like an integer, a
 timestamp with milliseconds looks like a string), so the type comes from the name: the known
-export fields by name, custom variables by their suffix.
+export fields by name (this catalog), custom variables by their suffix.
+
+Sources for the catalog (docs/fullstory-fields.md has the details): FullStory's "Export Fields"
+reference (developer.fullstory.com/server/v1/segments/export-fields/), and the export schema of
+FullStory's own warehouse sync tool, hauser (`warehouse/schema.go`: `EventCumulativeLayoutShift
+float64`, `EventFirstInputDelay`, `LoadLargestPaintTime`, `PageMaxScrollDepthPercent int64`,
+`PageNumEvents`/`PageNumDerivedEvents int32`, `EventTargetSelector` with the legacy
+`EventTargetSelectorTok`).
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ BIGINT = "BIGINT"
 DOUBLE = "DOUBLE"
 BOOLEAN = "BOOLEAN"
 VARCHAR = "VARCHAR"
+# JSON text (objects of `_obj`/`_objs` variables); loaded as a text column holding JSON
+JSON = "JSON"
 
 _KNOWN: dict[str, str] = {
     # ids are int64 and can exceed 2**53: never let them pass through a double
@@ -29,6 +38,7 @@ _KNOWN: dict[str, str] = {
         ],
         TIMESTAMP,
     ),
+    # whole numbers: counts, flags (0/1), milliseconds, pixels, seconds, percent
     **dict.fromkeys(
         [
             "EventModFrustrated",
@@ -36,6 +46,8 @@ _KNOWN: dict[str, str] = {
             "EventModError",
             "EventModSuspicious",
             "EventDuration",
+            "EventSecondaryDuration",
+            "EventFirstInputDelay",
             "EventPageOffset",
             "EventSessionOffset",
             "PageDuration",
@@ -44,23 +56,33 @@ _KNOWN: dict[str, str] = {
             "PageScreenHeight",
             "PageViewportWidth",
             "PageViewportHeight",
+            "PageNumEvents",
+            "PageNumDerivedEvents",
             "PageNumInfos",
             "PageNumWarnings",
             "PageNumErrors",
+            "PageMaxScrollDepthPercent",
+            "PageClusterId",
             "LoadDomContentTime",
             "LoadEventTime",
             "LoadFirstPaintTime",
+            "LoadLargestPaintTime",
             "ReqStatus",
             "NumSessions",
             "NumPages",
             "NumEvents",
             "TotalSec",
             "ActiveSec",
-            "PageClusterId",
+            "MaxSessionSec",
+            "LastSessionNumPages",
+            "LastSessionNumEvents",
+            "LastSessionSec",
+            "LastSessionActiveSec",
         ],
         BIGINT,
     ),
-    "AvgSessionSec": DOUBLE,
+    # fractions: a layout-shift score, averages
+    **dict.fromkeys(["EventCumulativeLayoutShift", "AvgSessionSec", "AvgSessionActiveSec"], DOUBLE),
     # text, whatever the values look like (a JSON export writes "128.0", a CSV export 128.0)
     **dict.fromkeys(
         [
@@ -68,10 +90,16 @@ _KNOWN: dict[str, str] = {
             "EventSubType",
             "EventCustomName",
             "EventTargetText",
-            "EventTargetSelectorTok",
+            "EventTargetSelector",
+            "EventTargetSelectorTok",  # the legacy name of EventTargetSelector
+            "EventVarErrorKind",
+            "EventVarFields",
+            "EventWebSourceFileUrl",
+            "EventMobileSourceFile",
             "UserAppKey",
             "UserDisplayName",
             "UserEmail",
+            "PageName",
             "PageUrl",
             "PageRefererUrl",
             "PageIp",
@@ -96,6 +124,7 @@ _KNOWN: dict[str, str] = {
             "Email",
             "LastPage",
             "LastIp",
+            "LastLatLong",
             "LastBrowser",
             "LastDevice",
             "LastPlatform",
@@ -111,22 +140,34 @@ _SUFFIXES: dict[str, str] = {
     "_real": DOUBLE,
     "_bool": BOOLEAN,
     "_date": TIMESTAMP,
+    "_obj": JSON,
     "_strs": f"{VARCHAR}[]",
     "_ints": f"{BIGINT}[]",
     "_reals": f"{DOUBLE}[]",
     "_bools": f"{BOOLEAN}[]",
     "_dates": f"{TIMESTAMP}[]",
+    "_objs": JSON,  # a list of objects: kept as one JSON text
 }
 _CUSTOM_PREFIXES = ("user_", "evt_", "page_")
 
 
 def declared_type(field: str) -> str | None:
     """The DuckDB type a FullStory field must have, or None when its name does not say (the
-    readers then keep it as text)."""
+    readers then take a JSON number as a number and anything else as text; CSV: text)."""
     if field in _KNOWN:
         return _KNOWN[field]
-    if field.startswith(_CUSTOM_PREFIXES):
+    if is_custom_variable(field):
         for suffix, sql_type in _SUFFIXES.items():
             if field.endswith(suffix):
                 return sql_type
     return None
+
+
+def is_custom_variable(field: str) -> bool:
+    """A user/event/page variable the customer named and typed (by its suffix)."""
+    return field.startswith(_CUSTOM_PREFIXES)
+
+
+def known_fields() -> dict[str, str]:
+    """The catalog of FullStory's own export fields and their types."""
+    return dict(_KNOWN)

@@ -2,33 +2,41 @@
 
 DuckDB's JSON and CSV readers do the parsing: they read gzip directly, stream in bounded blocks,
 handle one huge JSON array as well as NDJSON, and follow RFC 4180 quoting (newlines inside quoted
-CSV values included). Column types come from the field names (fields.py), never from inference,
-and are given to DuckDB up front, so it parses every value straight into its final type:
+CSV values included). Which columns a file becomes, under which names and types, is decided
+before the rows are read (columns.py: the field catalog, never inference from a sample):
 - JSON/NDJSON: a first, light pass lists every key of every object (a custom variable may first
-  appear deep in a large export: DuckDB's sampled schema would then fail on it, or drop it), then
-  the typed pass reads exactly those keys. Having DuckDB infer the schema from every row instead
-  (`sample_size=-1`) costs about three times as much (docs/performance.md);
-- CSV: the header names every column; cells are parsed into their declared types, list cells
-  (JSON text) through `from_json`.
-Fields whose name declares no type are text, in every format.
+  appear deep in a large export: DuckDB's sampled schema would then fail on it, or drop it);
+  only for keys the catalog does not know, a second light pass collects their JSON value types;
+- CSV: the header names every column.
+The typed pass then takes each value as its text and converts it in SQL (values.py), so that no
+value is ever changed on the way: a value that does not fit its type loads as NULL and is
+counted, and the reader logs, per field, how many and an example. It never fails a window for
+that; it fails it (ExportParseError) for a file it cannot parse or a row without a key field.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from . import columns as plans
+from .columns import Column, read_type
 from .errors import ExportParseError
-from .fields import TIMESTAMP, VARCHAR, declared_type
+from .fields import declared_type
+from .values import misfit_sql, typed_sql
+
+logger = logging.getLogger(__name__)
 
 # Rows per Arrow batch. Events run to ~1.5 KB a row, so a batch is ~15 MB of Arrow data; bigger
 # batches are not faster (DuckDB and dlt both stream) and only raise the peak memory.
@@ -48,10 +56,14 @@ KEY_SCAN_THREADS = 2
 # Hand freed memory back to the system after every query step rather than caching it.
 _DUCKDB_CONFIG = {"allocator_flush_threshold": "8MB"}
 # A 4 MB CSV read buffer instead of DuckDB's 32 MB: as fast, ~85 MB less memory.
-_CSV_OPTIONS = "header=true, quote='\"', escape='\"', delim=',', strict_mode=true, buffer_size=4194304"
+_CSV_OPTIONS = (
+    "header=true, all_varchar=true, quote='\"', escape='\"', delim=',', strict_mode=true, buffer_size=4194304"
+)
 _JSON_FORMATS = {"json": "array", "ndjson": "newline_delimited"}
 # Batches between two releases of freed memory to the system (see release_memory)
 _RELEASE_EVERY = 20
+# The extra column that counts, per row, the values that did not fit their type
+_MISFITS = "__fullstory_misfits"
 
 
 def read_export(
@@ -64,30 +76,47 @@ def read_export(
     batch_rows: int = BATCH_ROWS,
     memory_limit: str = MEMORY_LIMIT,
     threads: int | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Yield the rows of one export file, each row extended with `constants` (segment id and
     window bounds) as extra columns. The constants and the `required` fields (key columns) are
     declared NOT NULL, as dlt declares merge and primary keys; a row without one is an error.
     Every batch has the same schema. `threads`: DuckDB threads of the typed pass (default:
-    THREADS for the format)."""
+    THREADS for the format). `warn` (default: a logged warning) receives one line per problem
+    that did not stop the read: values that did not fit their type, renamed fields."""
     if export_format not in THREADS:
         raise ValueError(f"unknown export format {export_format!r}")
     threads = threads or THREADS[export_format]
+    warn = warn or logger.warning
     con = duckdb.connect(config={**_DUCKDB_CONFIG, "memory_limit": memory_limit, "threads": threads})
     name = what or path.name
     try:
         con.execute("SET TimeZone = 'UTC'")
         try:
-            query = _query(con, path, export_format, constants, threads)
-            if query is None:
+            source = _source(con, path, export_format, constants, threads)
+            if source is None:
                 return  # not a single object in the file
+            for column in source.columns:
+                if column.renamed:
+                    warn(
+                        f"The export {name} has a field {column.field!r} that would land on a column of "
+                        f"the same name; it is loaded as {column.name!r}."
+                    )
             not_null = set(constants) | set(required)
             schema: pa.Schema | None = None
-            for number, batch in enumerate(con.sql(query).to_arrow_reader(batch_rows), start=1):
+            misfits = 0
+            batches = con.sql(source.query()).to_arrow_reader(batch_rows)
+            for number, batch in enumerate(batches, start=1):
+                if source.checked:
+                    misfits += pc.sum(batch.column(_MISFITS)).as_py() or 0
+                    batch = batch.drop_columns([_MISFITS])
                 schema = schema or _not_null(batch.schema, not_null, name)
                 yield _checked(batch, schema, required, name)
                 if number % _RELEASE_EVERY == 0:
                     release_memory()
+            if misfits:
+                for line in _misfit_report(con, source):
+                    warn(f"The export {name}: {line}; loaded as NULL.")
         except duckdb.Error as error:
             raise ExportParseError(
                 f"Could not parse the {export_format} export {name}: {error}. "
@@ -98,28 +127,81 @@ def read_export(
         release_memory()
 
 
-def _query(
+class _Source:
+    """The typed query over one file: `reader` yields every field as text (or JSON) under the
+    name `raw(i)`; the query converts each one into its column."""
+
+    def __init__(self, reader: str, columns: list[Column], constants: dict[str, Any]) -> None:
+        self.reader = reader
+        self.columns = columns
+        self.constants = constants
+        self.typed = [
+            typed_sql(raw(i), c.sql_type, empty_is_null=c.empty_is_null) for i, c in enumerate(columns)
+        ]
+        self.misfit = {
+            i: check
+            for i, c in enumerate(columns)
+            if (check := misfit_sql(raw(i), c.sql_type, self.typed[i])) is not None
+        }
+
+    @property
+    def checked(self) -> bool:
+        return bool(self.misfit)
+
+    def query(self) -> str:
+        select = [f"{sql} AS {_quote(c.name)}" for sql, c in zip(self.typed, self.columns, strict=True)]
+        select += [f"{_literal(value)} AS {_quote(name)}" for name, value in self.constants.items()]
+        if self.misfit:
+            select.append(
+                " + ".join(f"CAST({check} AS INTEGER)" for check in self.misfit.values()) + f" AS {_MISFITS}"
+            )
+        return f"SELECT {', '.join(select)} FROM {self.reader}"
+
+
+def raw(index: int) -> str:
+    return f'"raw{index}"'
+
+
+def _source(
     con: duckdb.DuckDBPyConnection, path: Path, export_format: str, constants: dict[str, Any], threads: int
-) -> str | None:
+) -> _Source | None:
     file = _literal(str(path))
     if export_format == "csv":
-        header = con.execute(f"DESCRIBE SELECT * FROM read_csv({file}, {_CSV_OPTIONS}, all_varchar=true)")
-        names = [row[0] for row in header.fetchall()]
-        types = {name: _csv_type(name) for name in names}
-        source = f"read_csv({file}, {_CSV_OPTIONS}, types={_struct(types)})"
-        select = [_csv_column(name) for name in names]
-    else:
-        layout = _JSON_FORMATS[export_format]
-        con.execute(f"SET threads = {max(threads, KEY_SCAN_THREADS)}")
-        names = json_keys(con, file, layout)
-        con.execute(f"SET threads = {threads}")
-        if not names:
+        header = _csv_header(con, file)
+        if not header:
             return None
-        types = {name: column_type(name) for name in names}
-        source = f"read_json({file}, format='{layout}', records=true, columns={_struct(types)})"
-        select = [_quote(name) for name in names]
-    select += [f"{_literal(value)} AS {_quote(name)}" for name, value in constants.items()]
-    return f"SELECT {', '.join(select)} FROM {source}"
+        columns = plans.plan(header, None, constants)
+        # DuckDB renames duplicate header names (case-insensitively): refer to cells by position
+        duck_names = [
+            row[0]
+            for row in con.execute(f"DESCRIBE SELECT * FROM read_csv({file}, {_CSV_OPTIONS})").fetchall()
+        ]
+        cells = ", ".join(f"{_quote(n)} AS {raw(i)}" for i, n in enumerate(duck_names))
+        reader = f"(SELECT {cells} FROM read_csv({file}, {_CSV_OPTIONS}))"
+        return _Source(reader, columns, constants)
+    layout = _JSON_FORMATS[export_format]
+    con.execute(f"SET threads = {max(threads, KEY_SCAN_THREADS)}")
+    keys = json_keys(con, file, layout)
+    if not keys:
+        return None
+    undeclared = [key for key in keys if declared_type(key) is None]
+    value_types = json_value_types(con, file, layout, undeclared) if undeclared else {}
+    con.execute(f"SET threads = {threads}")
+    columns = plans.plan(keys, value_types, constants)
+    if len({key.lower() for key in keys}) < len(keys):
+        # keys that differ only in case: DuckDB's column names do not, so take each key's text
+        # out of the raw object instead (slower; only for such files)
+        paths = "[" + ", ".join(_literal(_json_path(c.field)) for c in columns) + "]"
+        values = f"json_extract_string(json, {paths})"
+        reader = (
+            f"(SELECT {', '.join(f'v[{i + 1}] AS {raw(i)}' for i in range(len(columns)))} FROM "
+            f"(SELECT {values} AS v FROM read_json_objects({file}, format='{layout}')))"
+        )
+        return _Source(reader, columns, constants)
+    struct = "{" + ", ".join(f"{_literal(c.field)}: {_literal(read_type(c))}" for c in columns) + "}"
+    renames = ", ".join(f"{_quote(c.field)} AS {raw(i)}" for i, c in enumerate(columns))
+    reader = f"(SELECT {renames} FROM read_json({file}, format='{layout}', records=true, columns={struct}))"
+    return _Source(reader, columns, constants)
 
 
 def json_keys(con: duckdb.DuckDBPyConnection, file: str, layout: str) -> list[str]:
@@ -134,23 +216,72 @@ def json_keys(con: duckdb.DuckDBPyConnection, file: str, layout: str) -> list[st
     return list(dict.fromkeys(key for keys in ordered for key in keys))
 
 
+def json_value_types(
+    con: duckdb.DuckDBPyConnection, file: str, layout: str, keys: Sequence[str]
+) -> dict[str, set[str]]:
+    """The JSON value types (json_type spellings) each of `keys` holds anywhere in the file."""
+    values = f"json_extract(json, [{', '.join(_literal(_json_path(k)) for k in keys)}])"
+    rows = con.execute(
+        f"SELECT DISTINCT unnest(list_transform(v, lambda x: json_type(x)), recursive := false) AS t, "
+        f"unnest(range(1, len(v) + 1)) AS i "
+        f"FROM (SELECT {values} AS v FROM read_json_objects({file}, format='{layout}') "
+        "WHERE json IS NOT NULL)"
+    ).fetchall()
+    found: dict[str, set[str]] = {key: set() for key in keys}
+    for sql_type, index in rows:
+        if sql_type is not None:
+            found[keys[index - 1]].add(sql_type)
+    return found
+
+
+def _csv_header(con: duckdb.DuckDBPyConnection, file: str) -> list[str]:
+    """The header cells exactly as written (DuckDB would rename duplicates)."""
+    row = con.execute(
+        f"SELECT * FROM read_csv({file}, header=false, all_varchar=true, quote='\"', escape='\"', "
+        "delim=',', strict_mode=true) LIMIT 1"
+    ).fetchone()
+    return [] if row is None else [cell or f"column{i}" for i, cell in enumerate(row)]
+
+
+def _misfit_report(con: duckdb.DuckDBPyConnection, source: _Source) -> list[str]:
+    """Per field: how many values did not fit, and one of them (a second pass, only when
+    the typed pass counted any)."""
+    parts = []
+    for i, check in source.misfit.items():
+        parts.append(f"count(*) FILTER (WHERE {check})")
+        parts.append(f"CAST(any_value({raw(i)}) FILTER (WHERE {check}) AS VARCHAR)")
+    row = con.execute(f"SELECT {', '.join(parts)} FROM {source.reader}").fetchone() or ()
+    lines = []
+    for n, i in enumerate(source.misfit):
+        count, example = row[2 * n], row[2 * n + 1]
+        if count:
+            column = source.columns[i]
+            lines.append(
+                f"{count:,} value(s) of {column.field!r} are not {_type_name(column.sql_type)} "
+                f"(e.g. {_shorten(example)!r})"
+            )
+    return lines
+
+
+def _type_name(sql_type: str) -> str:
+    names = {"BIGINT": "integers", "DOUBLE": "numbers", "BOOLEAN": "true/false", "TIMESTAMPTZ": "timestamps"}
+    if sql_type.endswith("[]"):
+        return f"lists of {names.get(sql_type[:-2], sql_type[:-2])}"
+    return names.get(sql_type, sql_type)
+
+
+def _shorten(text: Any) -> str:
+    text = str(text)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _json_path(key: str) -> str:
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def column_type(name: str) -> str:
-    """The DuckDB type a field is read as: its declared type, or text."""
-    return declared_type(name) or VARCHAR
-
-
-def _csv_type(name: str) -> str:
-    sql_type = column_type(name)
-    return VARCHAR if sql_type.endswith("[]") else sql_type  # lists arrive as JSON text
-
-
-def _csv_column(name: str) -> str:
-    column = _quote(name)
-    target = column_type(name)
-    if not target.endswith("[]"):
-        return column
-    element = VARCHAR if target[:-2] == TIMESTAMP else target[:-2]
-    return f"CAST(from_json({column}, '[\"{element}\"]') AS {target}) AS {column}"
+    """The type a field is read as when the file says nothing more: its declared type, or text."""
+    return declared_type(name) or "VARCHAR"
 
 
 def _not_null(schema: pa.Schema, names: set[str], what: str) -> pa.Schema:
@@ -166,7 +297,8 @@ def _checked(
     for name in required:
         if batch.column(name).null_count:
             raise ExportParseError(
-                f"The export {what} has rows without {name}; they cannot be merged. "
+                f"The export {what} has rows without {name} (missing, or not a valid value); "
+                "they cannot be merged. "
                 "Nothing was loaded for this window and its cursor did not move."
             )
     return pa.RecordBatch.from_arrays(batch.columns, schema=schema)
@@ -202,12 +334,6 @@ def _find_malloc_trim() -> Any:
 
 
 _malloc_trim = _find_malloc_trim()
-
-
-def _struct(types: dict[str, str]) -> str:
-    return (
-        "{" + ", ".join(f"{_literal(name)}: {_literal(sql_type)}" for name, sql_type in types.items()) + "}"
-    )
 
 
 def _quote(name: str) -> str:
