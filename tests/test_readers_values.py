@@ -20,7 +20,7 @@ import pytest
 
 from fullstory_sandbox import Sandbox
 from fullstory_source.readers import read_export
-from fullstory_source.tables import mark_batch
+from fullstory_source.registry import EXPORT_TYPES
 
 from .support import csv_cell, make_pipeline, query, source
 
@@ -303,7 +303,7 @@ def test_through_dlt_our_segment_id_stays_the_merge_key(tmp_path: Path) -> None:
         for batch in read_export(
             path, "ndjson", dict(CONSTANTS), required=("EventStart",), warn=lambda _: None
         ):
-            yield mark_batch("events", batch)
+            yield EXPORT_TYPES["events"].prepare_batch(batch)
 
     database = tmp_path / "t.duckdb"
     pipeline = dlt.pipeline(

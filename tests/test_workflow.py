@@ -1,8 +1,13 @@
-"""The scheduled GitHub Actions workflow: it parses, runs on a schedule and by hand without
-overlapping runs, gives secrets to dlt under the names dlt reads, installs extras that exist, and
-every `fullstory-pipeline` command in it parses with the real command-line parser. Its `run`
-command line is then run as a fresh runner would run it (an empty dlt data dir every time): the
-second run continues from the cursor that the first one committed to the destination."""
+"""The GitHub Actions workflows. Both are valid per GitHub's workflow schema (check-jsonschema's
+vendored copy, offline), pin every action by commit and keep no git credentials. The scheduled
+one runs on a schedule and by hand without overlapping runs, gives secrets only to the steps that
+need them and under the names dlt reads, installs extras that exist, and every
+`fullstory-pipeline` command in it parses with the real command-line parser. Its `run` command
+line is then run as a fresh runner would run it (an empty dlt data dir every time): the second
+run continues from the cursor that the first one committed to the destination, also when the
+destination is the DuckDB file that the workflow carries in the Actions cache. The release
+workflow checks the tag against the version, builds, twine-checks and smoke-tests the wheel,
+and publishes with PyPI trusted publishing."""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -26,7 +34,9 @@ from pipelines.fullstory_pipeline import build_parser, main
 from .support import API_KEY, DAY1, query
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW = REPO / ".github" / "workflows" / "fullstory.yml"
+WORKFLOWS = REPO / ".github" / "workflows"
+WORKFLOW = WORKFLOWS / "fullstory.yml"
+RELEASE = WORKFLOWS / "release.yml"
 
 
 def _private_key_pem() -> str:
@@ -53,6 +63,7 @@ FAKE_SECRETS = {
     "SNOWFLAKE_ACCOUNT": "acme-xy12345",
     "SNOWFLAKE_USER": "FULLSTORY_LOADER",
     "SNOWFLAKE_PRIVATE_KEY": _private_key_pem(),
+    "MOTHERDUCK_TOKEN": "fake-motherduck-token",
 }
 
 
@@ -123,7 +134,10 @@ def test_secrets_reach_dlt_under_its_own_names(
     raw = {**(workflow.get("env") or {}), **(job.get("env") or {}), **(step.get("env") or {})}
     # every credential comes from a secret, never from the file
     assert raw["SOURCES__FULLSTORY__API_KEY"] == "${{ secrets.FULLSTORY_API_KEY }}"
-    credentials = [n for n in raw if n.startswith("DESTINATION__") and "CREDENTIALS" in n]
+    # (the DuckDB "credentials" are the path of the file the cache carries)
+    credentials = [
+        n for n in raw if n.startswith("DESTINATION__") and "CREDENTIALS" in n and "DUCKDB__" not in n
+    ]
     secret_like = [
         n for n in credentials if n.endswith(("CREDENTIALS", "PRIVATE_KEY", "PASSWORD", "USERNAME", "HOST"))
     ]
@@ -150,6 +164,12 @@ def test_secrets_reach_dlt_under_its_own_names(
     )
     assert params["warehouse"] and params["role"] and isinstance(params["private_key"], bytes)
     assert params.get("password") is None
+    motherduck = dlt.destinations.motherduck().configuration(None, accept_partial=True)
+    assert motherduck.credentials.is_resolved()
+    assert (motherduck.credentials.database, motherduck.credentials.password) == (
+        "fullstory",
+        FAKE_SECRETS["MOTHERDUCK_TOKEN"],
+    )
 
 
 def test_commands_parse_and_extras_exist(workflow: dict[Any, Any]) -> None:
@@ -214,30 +234,117 @@ def test_the_scheduled_command_continues_on_a_fresh_runner(
     assert re.search(r"everyone\s+events\s+2026-10-01T05:00:00Z", capsys.readouterr().out)
 
 
-def test_airflow_dag_module_and_its_per_segment_source(
-    live_sandbox: Sandbox, database: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_duckdb_file_carried_by_the_cache_continues_on_a_fresh_runner(
+    workflow: dict[Any, Any], live_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The example DAG imports without Airflow (it then defines no DAG), and what one of its tasks
-    runs, the source of one segment, loads only that segment. (Airflow itself is not a test
-    dependency: the DAG was run with Airflow 2.10 by hand, see docs/scheduling.md.)"""
-    from pipelines import airflow_dag
-
-    assert airflow_dag.dag is None and not hasattr(airflow_dag, "fullstory")
-    assert airflow_dag.pipeline_name("power-users") == "fullstory_power_users"
-    assert airflow_dag.SCHEDULE.split()[1:] == ["*", "*", "*", "*"]
-    monkeypatch.setenv("SOURCES__FULLSTORY__API_KEY", API_KEY)
-    monkeypatch.setenv("SOURCES__FULLSTORY__BASE_URL", live_sandbox.base_url)
-    monkeypatch.setenv("SOURCES__FULLSTORY__START_DATE", "2026-10-01T00:00:00Z")
-    monkeypatch.setenv("SOURCES__FULLSTORY__END_DATE", "2026-10-01T02:00:00Z")
-    monkeypatch.setenv("SOURCES__FULLSTORY__POLL_INTERVAL", "0.01")
-    bigquery_source = airflow_dag.segment_source("power-users", "bigquery")
-    assert bigquery_source.resources["events"].columns["event_start"]["x-bigquery-partition"] is True
-    pipeline = dlt.pipeline(
-        airflow_dag.pipeline_name("power-users"),
-        destination=dlt.destinations.duckdb(str(database)),
-        dataset_name="fullstory",
+    """Destination duckdb: each runner starts in an empty checkout; the cache steps restore the
+    newest saved file before the run and save it after, at the path the run loads into."""
+    job = workflow["jobs"]["load"]
+    by_name = {step.get("name"): step for step in job["steps"]}
+    restore, save = by_name["Restore the DuckDB file"], by_name["Save the DuckDB file"]
+    run_step = by_name["Load new windows"]
+    path = job["env"]["DESTINATION__DUCKDB__CREDENTIALS"]
+    assert not Path(path).is_absolute()  # in the checkout, where the cache steps look
+    assert restore["uses"].startswith("actions/cache/restore@") and save["uses"].startswith(
+        "actions/cache/save@"
     )
-    pipeline.run(airflow_dag.segment_source("power-users", "duckdb"))
-    rows = query(database, "SELECT segment_id, count(*) FROM fullstory.events GROUP BY 1")
-    expected = len(live_sandbox.expected_rows("events", "power-users", DAY1, DAY1.replace(hour=2)))
-    assert rows == [("power-users", expected)]
+    assert restore["with"]["path"] == save["with"]["path"] == path
+    assert restore["with"]["key"] == save["with"]["key"]  # a new entry per run ...
+    assert save["with"]["key"].startswith(restore["with"]["restore-keys"])  # ... restored by prefix
+    for step in (restore, save):
+        assert "env.FULLSTORY_DESTINATION == 'duckdb'" in step["if"]
+    assert "always()" in save["if"]  # also after a run with failed windows
+    env = environment(workflow, job, run_step, secrets=FAKE_SECRETS)
+    env.update(FULLSTORY_DESTINATION="duckdb", SOURCES__FULLSTORY__API_KEY=API_KEY)
+    env.update(SOURCES__FULLSTORY__POLL_INTERVAL="0.01", SOURCES__FULLSTORY__MAX_CREATES_PER_MINUTE="60000")
+    (words,) = command_lines(run_step, env)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    here = ["--base-url", live_sandbox.base_url, "--segment", "everyone", "--types", "events",
+            "--start", "2026-10-01T00:00:00Z"]  # fmt: skip
+
+    def runner(number: int, end: str) -> Path:
+        checkout = tmp_path / f"runner-{number}"
+        checkout.mkdir()
+        monkeypatch.chdir(checkout)
+        monkeypatch.setenv("DLT_DATA_DIR", str(checkout / "dlt"))
+        saved = sorted(cache.iterdir())
+        if saved:  # restore: the newest entry
+            shutil.copy(saved[-1], checkout / path)
+        live_sandbox.clear_log()
+        assert main([*words[1:], *here, "--end", end]) == 0
+        shutil.copy(checkout / path, cache / f"{number:03d}")  # save
+        return checkout / path
+
+    runner(1, "2026-10-01T03:00:00Z")
+    assert len(live_sandbox.created_exports()) == 3
+    database = runner(2, "2026-10-01T05:00:00Z")
+    assert sorted(e["timeRange"]["start"] for e in live_sandbox.created_exports()) == [
+        "2026-10-01T03:00:00Z",
+        "2026-10-01T04:00:00Z",
+    ]
+    expected = len(live_sandbox.expected_rows("events", "everyone", DAY1, DAY1.replace(hour=5)))
+    assert query(database, "SELECT count(*) FROM fullstory.events")[0][0] == expected
+
+
+def all_workflows() -> dict[str, dict[Any, Any]]:
+    return {p.name: yaml.safe_load(p.read_text()) for p in sorted(WORKFLOWS.glob("*.yml"))}
+
+
+def test_workflows_are_valid_github_workflows() -> None:
+    """GitHub's workflow schema as check-jsonschema vendors it: no network."""
+    files = sorted(str(p) for p in WORKFLOWS.glob("*.y*ml"))
+    assert [Path(f).name for f in files] == ["fullstory.yml", "release.yml"]
+    checker = Path(sys.executable).with_name("check-jsonschema")
+    done = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.github-workflows", *files],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_actions_are_pinned_by_commit_and_checkouts_keep_no_credentials() -> None:
+    for name, flow in all_workflows().items():
+        for job in flow["jobs"].values():
+            for step in job["steps"]:
+                if "uses" not in step:
+                    continue
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}", step["uses"]), (name, step)
+                if step["uses"].startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False, name
+        assert flow["permissions"] == {"contents": "read"}, name  # jobs widen it only where needed
+
+
+def test_secrets_reach_only_the_steps_that_use_them(workflow: dict[Any, Any]) -> None:
+    """Not the workflow or job env (every step would get them), not `pip install` (a package's
+    build could read them), and the FullStory key only the step that calls FullStory."""
+    for name, flow in all_workflows().items():
+        assert "secrets." not in json.dumps(flow.get("env") or {}), name
+        for job in flow["jobs"].values():
+            assert "secrets." not in json.dumps(job.get("env") or {}), name
+            for step in job["steps"]:
+                if "pip install" in str(step.get("run")) or "uses" in step:
+                    assert "secrets." not in json.dumps(step), (name, step)
+    with_key = [s["name"] for _, s in steps(workflow) if "FULLSTORY_API_KEY" in json.dumps(s)]
+    assert with_key == ["Load new windows"]
+
+
+def test_release_builds_checks_and_publishes_on_a_version_tag() -> None:
+    release = all_workflows()["release.yml"]
+    triggers = release.get("on") or release[True]
+    assert triggers["push"]["tags"] == ["v*"] and set(triggers) == {"push"}
+    build, publish = release["jobs"]["build"], release["jobs"]["publish"]
+    script = "\n".join(str(s.get("run", "")) for s in build["steps"])
+    for command in ("python -m build", "twine check --strict dist/*", 'fullstory-pipeline" demo'):
+        assert command in script
+    assert "GITHUB_REF_NAME" in script and "CHANGELOG.md" in script  # tag == version, dated entry
+    # publish: only after the build, from the built files, by PyPI trusted publishing (no token)
+    assert publish["needs"] == "build" and publish["permissions"] == {"id-token": "write"}
+    assert publish["environment"]["name"] == "pypi"
+    uses = [s["uses"].split("@")[0] for s in publish["steps"]]
+    assert uses == ["actions/download-artifact", "pypa/gh-action-pypi-publish"]
+    assert "secrets." not in json.dumps(release)
