@@ -6,7 +6,7 @@
 #   docker build -t fullstory-dlt .
 #   docker build --build-arg EXTRAS=snowflake -t fullstory-dlt .
 #   docker run --rm -e SOURCES__FULLSTORY__API_KEY -e DESTINATION__BIGQUERY__CREDENTIALS fullstory-dlt
-#   docker run --rm ... fullstory-dlt run --destination snowflake --window 1h --export-delay 3h
+#   docker run --rm ... fullstory-dlt run --destination snowflake --window 1h
 #
 # Configuration and secrets come from the environment at run time (the scheduler's secrets), or a
 # .dlt/ directory mounted at /home/fullstory/.dlt; none is baked into the image (.dockerignore).
@@ -37,4 +37,4 @@ USER fullstory
 # dlt reads .dlt/ from the working directory
 WORKDIR /home/fullstory
 ENTRYPOINT ["fullstory-pipeline"]
-CMD ["run", "--destination", "bigquery", "--window", "1h", "--export-delay", "3h"]
+CMD ["run", "--destination", "bigquery", "--window", "1h"]

@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_args(run)
     run.add_argument("--start", help="first window start when no cursor exists yet (RFC 3339)")
     run.add_argument("--end", help="last window end instead of now minus export delay (RFC 3339)")
-    run.add_argument("--export-delay", help="windows end no later than now minus this (default 3h)")
+    run.add_argument("--export-delay", help="windows end no later than now minus this (default 24h)")
     run.add_argument(
         "--lookback", help="also re-export loaded windows ending within this of the newest (e.g. 24h)"
     )
