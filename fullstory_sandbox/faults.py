@@ -69,6 +69,7 @@ class Faults:
         self._faults: list[Fault] = []
         self._failures: list[_OperationFailure] = []
         self._damage: deque[str] = deque()
+        self._replacements: deque[bytes] = deque()
 
     def add(self, fault: Fault) -> None:
         with self._lock:
@@ -94,11 +95,18 @@ class Faults:
         with self._lock:
             self._damage.extend(["corrupt"] * times)
 
+    def serve_instead(self, content: bytes, times: int = 1) -> None:
+        """The next downloads send `content`, gzipped, instead of the export (an intact gzip of
+        a broken export: cut JSON, an error page, values of the wrong type, ...)."""
+        with self._lock:
+            self._replacements.extend([content] * times)
+
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
             self._failures.clear()
             self._damage.clear()
+            self._replacements.clear()
 
     # The server consumes faults through the methods below.
 
@@ -127,6 +135,10 @@ class Faults:
                         self._failures.remove(failure)
                     return failure.error_details
         return None
+
+    def take_download_replacement(self) -> bytes | None:
+        with self._lock:
+            return self._replacements.popleft() if self._replacements else None
 
     def take_download_damage(self) -> str | None:
         """ "truncate", "corrupt" or None for the download being answered."""

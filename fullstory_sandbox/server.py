@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import re
@@ -50,6 +51,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     file: Path | None = None  # stream this file instead of a JSON body
     damage: str | None = None  # "truncate" | "corrupt" for download faults
+    replacement: bytes | None = None  # sent gzipped instead of the file (Faults.serve_instead)
     reset: bool = False  # drop the connection without answering
 
 
@@ -101,6 +103,8 @@ class Sandbox:
         self.operation_polls = operation_polls
         self.operation_seconds = operation_seconds  # server-side time each export takes, at least
         self.download_chunk_delay = 0.0  # seconds before each 64 KiB chunk of a download
+        # sent with downloads as `Content-Encoding` (e.g. "gzip": storage that transcodes, like GCS)
+        self.download_content_encoding: str | None = None
         # late-arriving events (data.LateData) and the sandbox's clock for them (None: real time)
         self.late_data: data.LateData | None = None
         self.clock: datetime | None = None
@@ -488,11 +492,16 @@ class Sandbox:
             raise ApiError(404, f"no such export: {export_id}")
         if fault := self.faults.take("download", operation.job.segment_id):
             return _fault_reply(fault)
+        encoding = self.download_content_encoding
         return Reply(
             200,
-            headers={"Content-Type": "application/gzip"},
+            headers={
+                "Content-Type": "application/gzip",
+                **({"Content-Encoding": encoding} if encoding else {}),
+            },
             file=operation.file,
             damage=self.faults.take_download_damage(),
+            replacement=self.faults.take_download_replacement(),
         )
 
 
@@ -647,6 +656,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_file(self, reply: Reply) -> None:
         assert reply.file is not None
+        if reply.replacement is not None:
+            payload = gzip.compress(reply.replacement)
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
         size = reply.file.stat().st_size
         if reply.damage == "truncate":
             size //= 2  # a matching Content-Length makes the response look complete; the gzip is not

@@ -36,6 +36,7 @@ def require_api_key(api_key: str | None) -> None:
             "No FullStory API key: set SOURCES__FULLSTORY__API_KEY or api_key in "
             ".dlt/secrets.toml under [sources.fullstory]"
         )
+    check_key_characters(str(api_key).strip())
 
 
 def resolve_base_url(base_url: str | None, region: str | None, api_key: str) -> str:
@@ -64,6 +65,26 @@ def check_base_url(url: str) -> str:
             "sent unencrypted. Use https:// (plain http is allowed only for 127.0.0.1/localhost)"
         )
     return url.strip().rstrip("/")
+
+
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what an HTTP header can carry as is
+
+
+def check_key_characters(api_key: str) -> None:
+    """A key with a line break inside (a copy-paste accident) would make http.client raise an
+    error that quotes the whole header, key included, into tracebacks and dlt's trace file.
+    Refuse it before any request, saying where the bad character is but never what the key is."""
+    if _HEADER_SAFE.fullmatch(api_key):
+        return
+    position = next(i for i, c in enumerate(api_key) if not _HEADER_SAFE.fullmatch(c))
+    kind = {"\n": "a line break", "\r": "a line break", " ": "a space", "\t": "a tab"}.get(
+        api_key[position], "a character that is not visible ASCII"
+    )
+    raise ConfigurationError(
+        f"the FullStory API key has {kind} at character {position + 1} of {len(api_key)}, which "
+        "cannot be sent in an HTTP header: copy the key again (SOURCES__FULLSTORY__API_KEY or "
+        ".dlt/secrets.toml)"
+    )
 
 
 def is_loopback(host: str) -> bool:

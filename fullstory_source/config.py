@@ -23,7 +23,7 @@ from .client import require_api_key, resolve_base_url
 from .errors import ConfigurationError
 from .registry import DIALECTS, EXPORT_FORMATS, EXPORT_TYPES, Dialect
 from .request_fields import CreateFields, create_fields
-from .windows import parse_duration, parse_time, parse_window
+from .windows import align_down, format_time, parse_duration, parse_time, parse_window
 
 DEFAULT_LOOKBACK_DAYS = 30
 ErrorPolicy = Literal["raise", "record"]
@@ -66,6 +66,7 @@ class Exports:
     export_types: tuple[str, ...]
     export_format: str
     create_fields: CreateFields  # what every create request sends besides the window (request_fields.py)
+    max_windows: int = 5000  # per segment and type in one run; 0: no limit
     max_concurrent: int = 8
     creates_per_minute: float = 60.0
     create_burst: int = 8
@@ -99,6 +100,9 @@ def as_list(value: str | Sequence[str] | None, name: str) -> tuple[str, ...] | N
     cleaned = tuple(str(item).strip() for item in items if str(item).strip())
     if not cleaned:
         raise ConfigurationError(f"{name} is empty; leave it unset or name at least one value")
+    repeated = sorted({item for item in cleaned if cleaned.count(item) > 1})
+    if repeated:
+        raise ConfigurationError(f"{name} lists {repeated} more than once; name each once")
     return cleaned
 
 
@@ -145,12 +149,20 @@ def windows(v: dict[str, Any], now: datetime) -> Windows:
         raise ConfigurationError(f"export_delay={export_delay!r} is negative")
     if start_date and end and start >= end:  # a contradiction whatever the cursors say
         check_initial_start(start, end, None)
+    grid = parse_window(v["window"])
+    if start_date and end is not None and align_down(start, grid) + grid > end:
+        # before the end of the first window: nothing could ever be exported, cursors or not
+        raise ConfigurationError(
+            f"end {format_time(end)} leaves no whole {v['window']} window after start "
+            f"{format_time(start)}: the first window ends at {format_time(align_down(start, grid) + grid)}; "
+            "pick a later end"
+        )
     lookback = parse_duration(v.get("lookback") or 0, "lookback")
     if lookback < timedelta(0):
         raise ConfigurationError(
             f"lookback={v['lookback']!r} is negative; use 0 to turn it off, or e.g. '24h'"
         )
-    return Windows(start, end, parse_window(v["window"]), delay, lookback)
+    return Windows(start, end, grid, delay, lookback)
 
 
 def check_initial_start(start: datetime, end: datetime, export_delay: timedelta | None) -> None:
@@ -172,7 +184,8 @@ def format_duration(value: timedelta) -> str:
 
 
 def _exports(v: dict[str, Any]) -> Exports:
-    types = as_list(v["export_types"] or list(EXPORT_TYPES), "export_types") or ()
+    given = v["export_types"]
+    types = as_list(list(EXPORT_TYPES) if given is None else given, "export_types") or ()
     unknown = [t for t in types if t not in EXPORT_TYPES]
     if unknown:
         raise ConfigurationError(f"unknown export type(s) {unknown}; choose from {', '.join(EXPORT_TYPES)}")
@@ -191,6 +204,7 @@ def _exports(v: dict[str, Any]) -> Exports:
         create_fields=create_fields(
             as_list(v["fields"], "fields"), v["timezone"], v["segment_time_range"], v["event_scope"]
         ),
+        max_windows=_whole_not_negative(v, "max_windows_per_run"),
         max_concurrent=_at_least_one(v, "max_concurrent_exports"),
         creates_per_minute=_positive(v, "max_creates_per_minute"),
         create_burst=_at_least_one(v, "create_burst"),
@@ -222,4 +236,10 @@ def _not_negative(v: dict[str, Any], name: str) -> float:
 def _at_least_one(v: dict[str, Any], name: str) -> int:
     if _number(v, name) < 1 or int(_number(v, name)) != _number(v, name):
         raise ConfigurationError(f"{name}={v[name]!r} must be a whole number, at least 1")
+    return int(_number(v, name))
+
+
+def _whole_not_negative(v: dict[str, Any], name: str) -> int:
+    if _number(v, name) < 0 or int(_number(v, name)) != _number(v, name):
+        raise ConfigurationError(f"{name}={v[name]!r} must be a whole number, 0 or more")
     return int(_number(v, name))

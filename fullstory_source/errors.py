@@ -122,6 +122,11 @@ class RetryableDownloadError(DownloadError):
     connection, damaged gzip); the lifecycle tries again before giving up with DownloadError."""
 
 
+class ExportFileGoneError(DownloadError):
+    """Storage answered 404/410 for the export file of a COMPLETED operation: the file is gone
+    (FullStory keeps results about a day), no fresh link brings it back; export again."""
+
+
 class ExportParseError(FullStoryError):
     """The downloaded export could not be parsed into typed columns."""
 

@@ -12,20 +12,23 @@ Request spellings follow the configured `Dialect` (registry.py); responses are r
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from requests import PreparedRequest, RequestException
+from requests import PreparedRequest, RequestException, Response
+from urllib3.exceptions import HTTPError
 
 from .client import FullStoryClient, path_id, redact_url
-from .errors import RetryableDownloadError, UnexpectedResponseError
+from .errors import ExportFileGoneError, RetryableDownloadError, UnexpectedResponseError
 from .gzipcheck import CHUNK, GzipCheck
 from .registry import Dialect
 from .request_fields import CreateFields
+from .stopping import StoppedError, StopSignal
 from .windows import Window, format_time
 
 logger = logging.getLogger(__name__)
@@ -64,6 +67,7 @@ class ExportApi:
     export_format: str
     download_dir: Path
     create_fields: CreateFields = field(default_factory=CreateFields)
+    stop: StopSignal | None = None  # checked between download chunks
 
     def create(self, job: ExportJob) -> str:
         body: dict[str, Any] = {
@@ -123,9 +127,14 @@ class ExportApi:
         with response:
             if response.status_code == 403:
                 raise RetryableDownloadError(f"link expired or refused (HTTP 403) at {redact_url(url)}")
+            if response.status_code in (404, 410):
+                raise ExportFileGoneError(
+                    f"the export file of {job} (operation {operation_id}) is gone "
+                    f"(HTTP {response.status_code} from {redact_url(url)})"
+                )
             if response.status_code >= 400:
                 raise RetryableDownloadError(f"HTTP {response.status_code} from {redact_url(url)}")
-            check = _stream_to(target, response, on_bytes)
+            check = _stream_to(target, response, self.stop, on_bytes)
         problem = check.problem(self.export_format)
         if problem:
             target.unlink(missing_ok=True)
@@ -138,21 +147,47 @@ class ExportApi:
 
     def _target(self, job: ExportJob) -> Path:
         self.download_dir.mkdir(parents=True, exist_ok=True)
-        safe_segment = re.sub(r"[^A-Za-z0-9_.-]", "_", job.segment_id)
-        stamp = job.window.start.strftime("%Y%m%dT%H%M%SZ")
-        return self.download_dir / f"{safe_segment}-{job.export_type}-{stamp}.{self.export_format}.gz"
+        return self.download_dir / download_name(job, self.export_format)
 
 
-def _stream_to(target: Path, response: Any, on_bytes: Callable[[int], None] | None = None) -> GzipCheck:
+def download_name(job: ExportJob, export_format: str) -> str:
+    """A file name of its own for every (segment, type, window): the segment id percent-encoded
+    (so "a/b", "a_b" and "a b" stay apart), hashed when it would make the name too long."""
+    segment = quote(job.segment_id, safe="-_.")
+    if len(segment) > 80:
+        segment = segment[:40] + "~" + hashlib.sha256(job.segment_id.encode()).hexdigest()[:16]
+    start, end = (t.strftime("%Y%m%dT%H%M%SZ") for t in (job.window.start, job.window.end))
+    return f"{segment}-{job.export_type}-{start}-{end}.{export_format}.gz"
+
+
+def _as_sent(response: Response) -> Iterator[bytes]:
+    """The body as the storage host sent it. requests would inflate a body sent with
+    `Content-Encoding: gzip` (GCS transcoding, S3 object metadata) without checking the gzip's
+    length and CRC, so a truncated file would arrive as text cut short; read as sent, it is
+    checked like any other gzip. A short body is an error either way (Content-Length)."""
+    return response.raw.stream(CHUNK, decode_content=False)  # type: ignore[no-any-return]
+
+
+def _stream_to(
+    target: Path,
+    response: Response,
+    stop: StopSignal | None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> GzipCheck:
     check = GzipCheck()
     try:
         with target.open("wb") as out:
-            for chunk in response.iter_content(CHUNK):
+            for chunk in _as_sent(response):
+                if stop is not None:
+                    stop.check()
                 check.feed(chunk)
                 out.write(chunk)
                 if on_bytes:
                     on_bytes(check.received)
-    except RequestException as error:
+    except StoppedError:
+        target.unlink(missing_ok=True)
+        raise
+    except (RequestException, HTTPError) as error:
         target.unlink(missing_ok=True)
         raise RetryableDownloadError(f"connection broke mid-download ({type(error).__name__})") from None
     return check

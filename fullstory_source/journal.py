@@ -2,7 +2,8 @@
 
 dlt state is committed only together with a load, so it cannot remember an export created a
 second before the process was killed. This journal can: every created operation is written to a
-small JSON file (atomically, at once) and removed when its window has been extracted. The next
+small JSON file (atomically, at once) and removed once the extract holding its window's rows
+is committed (the next run sees that in dlt state). The next
 run looks its windows up here first and resumes polling or downloading the same operation
 instead of asking FullStory to build the export again.
 
@@ -66,8 +67,35 @@ class OperationJournal:
                 "operation_id": operation_id,
                 "created_at": format_time(datetime.now(UTC)),
                 "job": str(job),
+                "export_type": job.export_type,
             }
             self._write()
+
+    def mark_extracted(self, job: ExportJob, extract_id: str) -> None:
+        """The window's rows are in extract `extract_id`, not yet committed: until that extract
+        is known to be committed the entry stays, so a run killed before the commit resumes
+        the same operation instead of creating the export again."""
+        with self._lock:
+            entry = self._entries.get(self.key(job))
+            if entry is not None:
+                entry["extracted_in"] = extract_id
+                self._write()
+
+    def forget_committed(self, export_type: str, extract_id: str | None) -> None:
+        """Drop the entries of `export_type` whose windows extract `extract_id` extracted: it was
+        committed (its id is in the committed resource state), so they are done."""
+        if extract_id is None:
+            return
+        with self._lock:
+            done = [
+                key
+                for key, entry in self._entries.items()
+                if entry.get("extracted_in") == extract_id and entry.get("export_type") == export_type
+            ]
+            for key in done:
+                del self._entries[key]
+            if done:
+                self._write()
 
     def forget(self, job: ExportJob) -> None:
         with self._lock:

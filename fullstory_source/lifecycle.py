@@ -12,14 +12,21 @@ Production and the tests run exactly this path.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from .config import Polling
 from .errors import (
     DownloadError,
+    ExportFileGoneError,
+    ExportParseError,
     FullStoryAPIError,
     FullStoryError,
     OperationFailedError,
@@ -32,6 +39,7 @@ from .journal import OperationJournal
 from .polling import poll_waits
 from .registry import EXPORT_TYPES
 from .scheduler import TokenBucket
+from .stopping import StoppedError, StopSignal
 
 logger = logging.getLogger(__name__)
 
@@ -48,17 +56,26 @@ class ExportServices:
     creates: TokenBucket
     polling: Polling
     download_attempts: int
+    extract_id: str = ""  # names this run's extract in the journal (journal.mark_extracted)
+    stop: StopSignal = field(default_factory=StopSignal)  # Ctrl-C / SIGTERM (stopping.py)
+    # set: each file is read into Arrow in the pool thread (`_read_ahead`), at most
+    # `read_slots` at a time (each read holds a DuckDB connection and a batch in memory)
+    read: Reader | None = None
+    read_slots: threading.Semaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))
 
 
 class WindowExport:
-    def __init__(self, job: ExportJob, services: ExportServices) -> None:
+    def __init__(self, job: ExportJob, services: ExportServices, load_id: str = "") -> None:
+        """`load_id`: the load package the rows go to (every row carries it as `_dlt_load_id`)."""
         self.job = job
+        self.load_id = load_id
         self.s = services
         self.operation_id: str | None = None
         self.download: DownloadedExport | None = None
         self.error: FullStoryError | None = None
         self.seconds = 0.0
         self.rows_read = 0
+        self.parsed: Path | None = None  # the rows read ahead, as an Arrow IPC stream file
 
     # -- in a pool thread: everything FullStory does --------------------------------------------
     def fetch(self) -> WindowExport:
@@ -68,7 +85,9 @@ class WindowExport:
             self._emit("Starting")
             operation = self._resume() or self._create_and_wait()
             self._emit("Downloading", percent=100.0)
-            self.download = self._download(operation)
+            self.download = self._download_or_export_again(operation)
+            if self.s.read is not None:
+                self._read_ahead(self.s.read)
         except FullStoryError as error:
             self.error = error
         except Exception as error:  # a bug or an unexpected library error: report it with the job
@@ -101,6 +120,7 @@ class WindowExport:
 
     def _create_and_wait(self) -> dict[str, Any]:
         self.s.creates.take()
+        self.s.stop.check()  # no new export once a stop is requested
         self.operation_id = self.s.api.create(self.job)
         self.s.journal.record(self.job, self.operation_id)
         try:
@@ -112,7 +132,8 @@ class WindowExport:
     def _wait(self, operation_id: str) -> dict[str, Any]:
         """Poll until COMPLETED; FAILED and running out of `poll_timeout` raise."""
         polling = self.s.polling
-        waits = poll_waits(polling.interval, polling.max_interval, time.monotonic() + polling.timeout)
+        deadline = time.monotonic() + polling.timeout
+        waits = poll_waits(polling.interval, polling.max_interval, deadline, self.s.stop.sleep)
         while True:
             operation = self.s.api.operation(self.job, operation_id)
             state = operation["state"]
@@ -132,6 +153,16 @@ class WindowExport:
                     "next run resumes this operation."
                 )
 
+    def _download_or_export_again(self, operation: dict[str, Any]) -> DownloadedExport:
+        """A COMPLETED operation whose file storage no longer has (404/410: results expire,
+        or a resumed operation outlived its file) is exported again, once."""
+        try:
+            return self._download(operation)
+        except ExportFileGoneError as gone:
+            logger.warning("%s; exporting it again", gone)
+            self.s.journal.forget(self.job)
+            return self._download(self._create_and_wait())
+
     def _download(self, operation: dict[str, Any]) -> DownloadedExport:
         """On an expired link, a broken connection or a damaged gzip, start again from the
         beginning with a fresh link."""
@@ -143,12 +174,15 @@ class WindowExport:
             try:
                 url = self.s.api.link(self.job, operation)
                 export = self.s.api.fetch(self.job, self.operation_id, url, on_bytes=self._downloaded)
+            except ExportFileGoneError:
+                raise
             except RetryableDownloadError as problem:
                 problems.append(str(problem))
                 logger.warning("download of %s, attempt %d/%d: %s", self.job, attempt, attempts, problem)
                 continue
             self._emit("Downloading", bytes_downloaded=export.bytes_downloaded)
             return export
+        self.s.journal.forget(self.job)  # its file keeps failing: the next run exports again
         raise DownloadError(
             f"Could not download the export for {self.job} (operation {self.operation_id}) after "
             f"{attempts} attempts: {'; '.join(problems)}. Nothing was loaded for this window and "
@@ -159,6 +193,54 @@ class WindowExport:
         """Bytes so far, for progress displays (called per received chunk)."""
         self._emit("Downloading", bytes_downloaded=received)
 
+    def _read_ahead(self, read: Reader) -> None:
+        """Read the whole file into typed Arrow batches here, before any of its rows reach dlt,
+        and keep them in an Arrow IPC file beside it. A file that cannot be read (truncated
+        JSON, an error page, a value that does not fit its type, two fields that become one
+        column) then fails this window only, like a failed export: recorded, its cursor held,
+        the other windows loaded. Its operation is forgotten: the next run exports it again
+        instead of resuming the same unreadable file for ever."""
+        export = self.download
+        assert export is not None
+        if export.empty:
+            return
+        parsed = export.path.with_name(export.path.name + ".arrow")
+        try:
+            with self.s.read_slots, pa.OSFile(str(parsed), "wb") as sink:
+                writer = None
+                for batch in read(
+                    export.path,
+                    export.export_format,
+                    self._constants(),
+                    what=str(self.job),
+                    required=EXPORT_TYPES[self.job.export_type].required_fields,
+                ):
+                    self.s.stop.check()
+                    if writer is None:
+                        _check_column_names(batch.schema, self.job)
+                        writer = pa.ipc.new_stream(sink, batch.schema, options=_IPC)
+                    writer.write_batch(batch)
+                if writer is not None:
+                    writer.close()
+                    self.parsed = parsed
+        except BaseException as error:
+            parsed.unlink(missing_ok=True)
+            if not isinstance(error, StoppedError):
+                self.s.journal.forget(self.job)
+            if isinstance(error, FullStoryError) or not isinstance(error, Exception):
+                raise
+            raise ExportParseError(f"Could not read the export of {self.job}: {error}") from error
+        finally:
+            export.path.unlink(missing_ok=True)
+
+    def _constants(self) -> dict[str, Any]:
+        return {
+            "segment_id": self.job.segment_id,
+            "window_start": self.job.window.start,
+            "window_end": self.job.window.end,
+            "_dlt_load_id": self.load_id,
+        }
+
     # -- in the dlt resource: the rows -------------------------------------------------------
     def rows(self, read: Reader, load_id: str) -> Iterator[Any]:
         """The window's rows as typed Arrow batches, ready for dlt; deletes the file after.
@@ -166,32 +248,36 @@ class WindowExport:
         export = self.download
         assert export is not None
         export_type = EXPORT_TYPES[self.job.export_type]
+        self.load_id = self.load_id or load_id
         try:
-            if export.empty:
-                return
-            constants = {
-                "segment_id": self.job.segment_id,
-                "window_start": self.job.window.start,
-                "window_end": self.job.window.end,
-                "_dlt_load_id": load_id,
-            }
-            batches = read(
-                export.path,
-                export.export_format,
-                constants,
-                what=str(self.job),
-                required=export_type.required_fields,
-            )
+            if self.parsed is not None:
+                batches: Iterator[pa.RecordBatch] = _ipc_batches(self.parsed)
+            elif export.empty or self.s.read is not None:
+                return  # empty, or read ahead and nothing in it
+            else:
+                batches = read(
+                    export.path,
+                    export.export_format,
+                    self._constants(),
+                    what=str(self.job),
+                    required=export_type.required_fields,
+                )
             for batch in batches:
-                self.rows_read += batch.num_rows
+                first_row, self.rows_read = self.rows_read, self.rows_read + batch.num_rows
                 self._emit("Loading", rows=self.rows_read)
-                yield export_type.prepare_batch(batch)
+                yield export_type.prepare_batch(batch, first_row)
+        except ExportParseError:
+            self.s.journal.forget(self.job)  # a file that cannot be read: export again next run
+            raise
         finally:
             export.path.unlink(missing_ok=True)
+            if self.parsed is not None:
+                self.parsed.unlink(missing_ok=True)
 
     def extracted(self) -> None:
-        """Its rows are in the load package: a later run must not resume its operation."""
-        self.s.journal.forget(self.job)
+        """Its rows are in this extract. Once the extract is committed a later run must not
+        resume its operation (journal.forget_committed); until then, it must."""
+        self.s.journal.mark_extracted(self.job, self.s.extract_id)
 
     # -- the outcome ---------------------------------------------------------------------------
     def outcome(self, kind: str, rows_delta: int | None = None) -> WindowOutcome:
@@ -229,3 +315,28 @@ def export_window(job: ExportJob, services: ExportServices) -> DownloadedExport:
         raise export.error
     assert export.download is not None
     return export.download
+
+
+# lz4: the rows waiting for dlt take a fraction of their size in memory on disk, cheaply
+_IPC = pa.ipc.IpcWriteOptions(compression="lz4")
+_NAMING = NamingConvention()
+
+
+def _ipc_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    with pa.OSFile(str(path), "rb") as source:
+        yield from pa.ipc.open_stream(source)
+
+
+def _check_column_names(schema: pa.Schema, job: ExportJob) -> None:
+    """Fields that dlt would turn into the same column (`evt_Coupon_str` and `evt_coupon_str`,
+    `a.b` and `a_b`) cannot both be loaded: refuse the window, naming them."""
+    seen: dict[str, str] = {}
+    for name in schema.names:
+        column = _NAMING.normalize_identifier(name)
+        if column in seen:
+            raise ExportParseError(
+                f"the export of {job} has fields {seen[column]!r} and {name!r}, which both become "
+                f"column {column!r}; this window is not loaded (rename one of the custom variables "
+                "in FullStory)"
+            )
+        seen[column] = name

@@ -250,3 +250,23 @@ def backfill_progress(resource_states: dict[str, Any]) -> list[BackfillProgress]
         BackfillProgress(i, r["start"], r["end"], r["created_at"], r["total"], r["finished"])
         for i, r in sorted(merged.items())
     ]
+
+
+def most_windows_per_segment(
+    cursors: dict[str, str],
+    settings: Windows,
+    segment_ids: Sequence[str],
+    newest: datetime,
+    backfill: Backfill | None,
+) -> int:
+    """How many windows the run would plan for its busiest segment, counted without planning
+    them (a --start decades back with 1h windows is hundreds of thousands)."""
+    if backfill is not None:
+        return max(0, (align_up(backfill.end, settings.window) - align_down(backfill.start, settings.window))
+                   // settings.window)  # fmt: skip
+    most = 0
+    for segment in segment_ids:
+        cursor = cursors.get(segment)
+        first = parse_time(cursor, "cursor") if cursor else align_down(settings.start_date, settings.window)
+        most = max(most, max(0, (newest - first) // settings.window))
+    return most

@@ -18,7 +18,7 @@ from typing import Any
 import dlt
 import pyarrow as pa
 
-from .tables import BUCKET_COLUMN, EVENT_TIME, with_bucket
+from .tables import BUCKET_COLUMN, EVENT_TIME, duckdb_table, individuals_hints, with_bucket, with_row_numbers
 
 EXPORT_FORMATS = ("json", "ndjson", "csv")
 
@@ -48,8 +48,9 @@ class ExportType:
     required_fields: tuple[str, ...]  # present in every row, or the export is refused
     bigquery: dict[str, Any]  # keyword arguments of dlt's bigquery_adapter
     snowflake_cluster: list[str]  # columns of the Snowflake cluster key
-    # what each parsed batch becomes before it is yielded (columns added, per-batch hints)
-    prepare_batch: Callable[[pa.RecordBatch], Any] = field(default=lambda batch: batch)
+    # what each parsed batch becomes before it is yielded (columns added, per-batch hints); the
+    # second argument is how many rows of the window came before the batch
+    prepare_batch: Callable[..., Any] = field(default=lambda batch, first_row=0: batch)
 
     @property
     def table(self) -> str:
@@ -57,15 +58,16 @@ class ExportType:
 
 
 REPLACE = {"disposition": "merge", "strategy": "delete-insert"}
-# An individual seen in several windows of one run keeps its newest row. Given with each batch
-# (a hint on the table, not on the resource's other tables).
-_NEWEST_INDIVIDUAL = dlt.mark.make_hints(
-    table_name="individuals", columns={"window_end": {"dedup_sort": "desc"}}
-)
 
 
-def _individuals_batch(batch: pa.RecordBatch) -> Any:
-    return dlt.mark.with_hints(batch, _NEWEST_INDIVIDUAL, create_table_variant=True)
+def _events_batch(batch: pa.RecordBatch, first_row: int = 0) -> Any:
+    return with_row_numbers(with_bucket(batch), first_row)
+
+
+def _individuals_batch(batch: pa.RecordBatch, first_row: int = 0) -> Any:
+    """The newest window wins (tables.py); a hint on the table, not on the resource's others."""
+    hints = individuals_hints(duckdb_table("individuals"))
+    return dlt.mark.with_hints(batch, hints, create_table_variant=True)
 
 
 EXPORT_TYPES: dict[str, ExportType] = {
@@ -79,7 +81,7 @@ EXPORT_TYPES: dict[str, ExportType] = {
             (EVENT_TIME,),
             {"partition": "event_start", "cluster": ["segment_id", "event_type"]},
             ["segment_id", "event_type", BUCKET_COLUMN],
-            with_bucket,
+            _events_batch,
         ),
         ExportType(
             "individuals",

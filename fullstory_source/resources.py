@@ -17,14 +17,16 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
+from .errors import ConfigurationError
 from .exports import ExportJob
 from .lifecycle import WindowExport
-from .plans import WindowPlan
+from .plans import WindowPlan, most_windows_per_segment
 from .readers import read_export
 from .registry import EXPORT_TYPES
 from .run import ExportRun
 from .runs import run_record
 from .warehouses import apply_table_design
+from .windows import duration_text
 
 logger = logging.getLogger(__name__)
 
@@ -49,19 +51,44 @@ def export_windows(export_type: str, run: ExportRun) -> Iterator[Any]:
     try:
         allow_columns_to_differ_between_windows()
         apply_table_design(dlt.current.resource(), dlt.current.pipeline().destination)
+        state = dlt.current.resource_state()
+        # the extract that committed last: its windows are done (journal entries dropped); the
+        # state with this run's id is committed together with this run's rows, or not at all
+        started.services.journal.forget_committed(export_type, state.get("extract_id"))
+        state["extract_id"] = started.services.extract_id
+        _refuse_too_many_windows(export_type, state, run, started.newest)
         plan = WindowPlan(
             export_type,
-            dlt.current.resource_state(),
+            state,
             run.config.windows,
             run.segment_ids(),
             started.newest,
             run.backfill,
         )
-        work = [WindowExport(job, started.services) for job in plan.jobs]
+        load_id = dlt.current.load_package_state()["load_id"]
+        work = (WindowExport(job, started.services, load_id) for job in plan.jobs)  # as the pool asks
         for export in started.pool.run(WindowExport.fetch, work):
+            started.services.stop.check()  # stopping: record nothing, load nothing of this run
             yield from _finish(export, plan, run)
     finally:
         run.producer_done()
+
+
+def _refuse_too_many_windows(export_type: str, state: dict[str, Any], run: ExportRun, newest: Any) -> None:
+    limit = run.config.exports.max_windows
+    if not limit:
+        return
+    windows = run.config.windows
+    most = most_windows_per_segment(
+        state.get("cursors", {}), windows, run.segment_ids(), newest, run.backfill
+    )
+    if most > limit:
+        raise ConfigurationError(
+            f"this run would export {most:,} {duration_text(windows.window)} {export_type} windows for one "
+            "segment, "
+            f"more than max_windows_per_run={limit:,}: check --start and --window, or pass --yes "
+            "(SOURCES__FULLSTORY__MAX_WINDOWS_PER_RUN=0) to go ahead"
+        )
 
 
 def _finish(export: WindowExport, plan: WindowPlan, run: ExportRun) -> Iterator[Any]:
@@ -74,7 +101,7 @@ def _finish(export: WindowExport, plan: WindowPlan, run: ExportRun) -> Iterator[
         logger.info("window failed: %s", export.error)
         _record(export, run, outcome)
         return
-    yield from export.rows(read_export, dlt.current.load_package_state()["load_id"])
+    yield from export.rows(read_export, export.load_id)
     delta = plan.finished(export.job, export.rows_read)
     export.extracted()
     _log_extracted(export.job, kind, export.rows_read, delta)

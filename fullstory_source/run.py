@@ -24,14 +24,17 @@ import dlt
 
 from .client import FullStoryClient, download_session
 from .config import SourceConfig
+from .download_dirs import new_run_dir
 from .errors import ConfigurationError
 from .events import EventSink
 from .exports import ExportApi
 from .journal import OperationJournal
 from .lifecycle import ExportServices
 from .plans import Backfill
+from .readers import read_export
 from .runs import RunLog
 from .scheduler import ExportPool, TokenBucket
+from .stopping import StopSignal
 from .windows import newest_window_end
 
 
@@ -141,7 +144,8 @@ class ExportRun:
             max_retry_delay=c.retries.max_retry_delay,
         )
         base = c.exports.download_dir or Path(tempfile.gettempdir()) / "fullstory-dlt"
-        download_dir = base / f"run-{uuid.uuid4().hex[:12]}"  # created by the first download
+        download_dir = new_run_dir(base)  # created by the first download
+        stop = StopSignal()
         api = ExportApi(
             client,
             download_session(
@@ -154,14 +158,18 @@ class ExportRun:
             c.exports.export_format,
             download_dir,
             c.exports.create_fields,
+            stop,
         )
         services = ExportServices(
             api,
             self._journal(),
             self.events,
-            TokenBucket(c.exports.creates_per_minute, c.exports.create_burst),
+            TokenBucket(c.exports.creates_per_minute, c.exports.create_burst, sleep=stop.sleep),
             c.polling,
             c.retries.download_attempts,
+            extract_id=uuid.uuid4().hex[:12],
+            stop=stop,
+            read=read_export,
         )
         newest = newest_window_end(
             datetime.now(UTC), c.windows.export_delay, c.windows.window, c.windows.end_date

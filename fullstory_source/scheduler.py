@@ -9,10 +9,11 @@ order, so each is loaded while others still run.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -55,16 +56,26 @@ class ExportPool:
         self._pool: ThreadPoolExecutor | None = None
         self._users = 0
 
-    def run(self, work: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
-        """Start `work(item)` for every item; yield results as they finish. Closing the iterator
-        early (an error downstream) cancels what has not started."""
+    def run(self, work: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        """Start `work(item)` for the items; yield results as they finish. Items are taken as
+        room frees up: at most twice `max_concurrent` are started and not yet handed over, so
+        memory and the downloaded files waiting for the reader stay bounded however many
+        windows a run has. Closing the iterator early (an error downstream) cancels what has
+        not started."""
         pool = self._acquire()
-        futures: list[Future[R]] = [pool.submit(work, item) for item in items]
+        todo = iter(items)
+        running: set[Future[R]] = set()
         try:
-            for future in as_completed(futures):
-                yield future.result()
+            while True:
+                for item in itertools.islice(todo, 2 * self.max_concurrent - len(running)):
+                    running.add(pool.submit(work, item))
+                if not running:
+                    return
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield future.result()
         finally:
-            for future in futures:
+            for future in running:
                 future.cancel()
             self._release()
 

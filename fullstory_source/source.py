@@ -29,6 +29,7 @@ from .plans import Backfill
 from .resources import export_resource, segments_resource
 from .run import ExportRun
 from .runs import export_runs_resource
+from .windows import check_on_grid
 
 
 @dlt.source(name="fullstory", max_table_nesting=0)
@@ -45,6 +46,7 @@ def fullstory_source(
     window: str = "1d",
     export_delay: str = "24h",
     lookback: str = "0",
+    max_windows_per_run: int = 5000,
     max_concurrent_exports: int = 8,
     max_creates_per_minute: float = 60.0,
     create_burst: int = 8,
@@ -78,6 +80,8 @@ def fullstory_source(
     load). `events`: a sink called with every window's state changes (events.py; `RunReport` is
     one). `backfill`: export [start, end) again instead of the windows after the cursors."""
     config = configure(locals())
+    if backfill is not None:
+        check_on_grid(backfill.start, backfill.end, config.windows.window, "backfill")
     run = ExportRun(config, api_key, events or ignore, backfill)
     resources = [segments_resource(run)]
     resources += [export_resource(name, run) for name in config.exports.export_types]

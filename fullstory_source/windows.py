@@ -17,6 +17,8 @@ from .errors import ConfigurationError
 DAY = timedelta(days=1)
 QUARTER_HOUR = timedelta(minutes=15)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# times outside these are typos (and year 9999 would overflow the grid arithmetic)
+EARLIEST, LATEST = EPOCH, datetime(3000, 1, 1, tzinfo=UTC)
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$", re.IGNORECASE)  # no unit: seconds
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -81,6 +83,10 @@ def parse_time(value: str | datetime, name: str) -> datetime:
         raise ConfigurationError(
             f"{name}={value!r} has no time zone; add 'Z' for UTC, e.g. 2026-10-01T00:00:00Z"
         )
+    if not EARLIEST <= parsed < LATEST:
+        raise ConfigurationError(
+            f"{name}={value!r} is outside {EARLIEST.year}-{LATEST.year - 1}; check the year"
+        )
     return parsed.astimezone(UTC)
 
 
@@ -103,6 +109,26 @@ def grid_windows(start: datetime, end: datetime, window: timedelta) -> Iterator[
     while cursor + window <= end:
         yield Window(cursor, cursor + window)
         cursor += window
+
+
+def check_on_grid(start: datetime, end: datetime, window: timedelta, what: str) -> None:
+    """A range that must be whole grid windows (a backfill): a bound between grid lines would
+    silently export more, or less, than asked."""
+    for name, moment in (("start", start), ("end", end)):
+        if align_down(moment, window) != moment:
+            below = align_down(moment, window)
+            raise ConfigurationError(
+                f"{what} {name} {format_time(moment)} is not on the {duration_text(window)} window grid; "
+                f"use {format_time(below)} or {format_time(below + window)}"
+            )
+
+
+def duration_text(length: timedelta) -> str:
+    seconds = int(length.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def newest_window_end(

@@ -20,12 +20,14 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import dlt
-from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigurationException
 from dlt.common.pipeline import get_dlt_pipelines_dir
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from fullstory_source import (
@@ -40,13 +42,17 @@ from fullstory_source.errors import root_cause
 from fullstory_source.plans import backfill_progress
 from fullstory_source.readers import prefer_system_allocator
 from fullstory_source.registry import EXPORT_TYPES
+from fullstory_source.resumed_load import drop_rows_copied_by_unrecorded_jobs
 from fullstory_source.runs import RUNS_TABLE, backfills_resource
 from fullstory_source.windows import format_time, parse_time
 
+from .config_errors import describe_config_error
 from .duckdb_memory import duckdb_memory
 from .models import add_models_parser
 from .progress import ProgressDisplay, make_console, setup_logging
+from .run_lock import pipeline_lock
 from .status import resource_states, status_lines
+from .stop_signals import stop_on_signals
 
 logger = logging.getLogger("fullstory_pipeline")
 
@@ -56,6 +62,7 @@ logger = logging.getLogger("fullstory_pipeline")
 DEFAULT_PIPELINE = "fullstory_pipeline"
 DEFAULT_DATASET = "fullstory"
 DEMO_DATABASE = "fullstory_demo.duckdb"
+DEMO_PIPELINE = "fullstory_demo"
 DEMO_START = "2026-10-01T00:00:00Z"
 DEMO_END = "2026-10-04T00:00:00Z"
 
@@ -113,6 +120,7 @@ def run_pipeline(
     with memory.applied():
         if pipeline.has_pending_data:
             logger.info("an earlier run left a pending load package: loading it first")
+            drop_rows_copied_by_unrecorded_jobs(pipeline)
             memory.run(pipeline, pipeline.run)
             summary.finished_pending = True
         display = ProgressDisplay(summary.report, interactive=interactive)
@@ -189,12 +197,14 @@ def source_args(args: argparse.Namespace) -> dict[str, Any]:
         "api_flavor": args.api_flavor,
         "base_url": args.base_url,
         "region": args.region,
+        "max_windows_per_run": 0 if getattr(args, "yes", False) else None,
     }
     return {name: value for name, value in given.items() if value is not None}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    summary = run_pipeline(make_pipeline(args), resources=args.resources, **source_args(args))
+    with pipeline_lock(args.pipeline_name):
+        summary = run_pipeline(make_pipeline(args), resources=args.resources, **source_args(args))
     print("\n".join(summary.lines()))
     return 1 if summary.failed else 0
 
@@ -204,6 +214,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
     if start >= end:
         raise ConfigurationError(f"--start {args.start} is not before --end {args.end}")
+    with pipeline_lock(args.pipeline_name):
+        return backfill_locked(args, start, end)
+
+
+def backfill_locked(args: argparse.Namespace, start: datetime, end: datetime) -> int:
     pipeline = make_pipeline(args)
     backfill = Backfill(start, end, force=args.force)
     summary = run_pipeline(pipeline, backfill=backfill, **source_args(args))
@@ -232,8 +247,11 @@ def loaded_backfill_rows(pipeline: dlt.Pipeline, backfill_ids: list[str]) -> dic
             f"SELECT backfill_id, sum(total_records_count) FROM {table} "
             f"WHERE status = 'Completed' AND backfill_id IN ({marks}) GROUP BY 1"
         )
-        with client.execute_query(query, *backfill_ids) as cursor:
-            return {row[0]: int(row[1] or 0) for row in cursor.fetchall()}
+        try:
+            with client.execute_query(query, *backfill_ids) as cursor:
+                return {row[0]: int(row[1] or 0) for row in cursor.fetchall()}
+        except DatabaseUndefinedRelation:
+            return {}  # nothing was ever loaded into this destination
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -269,16 +287,31 @@ def print_status(pipeline: dlt.Pipeline) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    database = Path(args.output).resolve()
+    if (
+        database.exists()
+        and not args.overwrite
+        and not is_demo_database(database)
+        and not confirmed(f"{database} exists and is not a demo database; replace it? [y/N] ")
+    ):
+        raise ConfigurationError(
+            f"{database} exists and is not a demo database: choose another --output, "
+            "or pass --overwrite to replace it"
+        )
+    with pipeline_lock(DEMO_PIPELINE):
+        return demo_locked(database)
+
+
+def demo_locked(database: Path) -> int:
     from fullstory_sandbox import Sandbox
 
-    database = Path(args.output).resolve()
     for stale in (database, database.with_name(database.name + ".wal")):
         stale.unlink(missing_ok=True)
     # 60 events an hour: sessions of a dozen events over several pages for the models (make demo)
     with Sandbox(api_key="demo-key", flavor="live", operation_polls=2, events_per_hour=60) as sandbox:
         print(f"FullStory sandbox listening on {sandbox.base_url}")
         pipeline = dlt.pipeline(
-            pipeline_name="fullstory_demo",
+            pipeline_name=DEMO_PIPELINE,
             destination=dlt.destinations.duckdb(str(database)),
             dataset_name="fullstory",
         )
@@ -303,6 +336,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ".sql('select event_type, count(*) from fullstory.events group by 1'))\""
     )
     return 1 if summary.failed else 0
+
+
+def confirmed(question: str) -> bool:
+    """Ask on a terminal; anywhere else (cron, CI, a pipe) the answer is no."""
+    return sys.stdin.isatty() and input(question).strip().lower() in ("y", "yes")
+
+
+def is_demo_database(path: Path) -> bool:
+    """A DuckDB file an earlier demo wrote (which a demo replaces without asking)."""
+    import duckdb
+
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            found = con.execute(
+                "SELECT 1 FROM fullstory._dlt_pipeline_state WHERE pipeline_name = ? LIMIT 1", [DEMO_PIPELINE]
+            ).fetchone()
+    except duckdb.Error:
+        return False  # not DuckDB, or no demo state in it
+    return found is not None
 
 
 def print_samples(database: Path) -> None:
@@ -411,6 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", parents=[verbose], help="offline demo: local FullStory sandbox -> DuckDB"
     )
     demo.add_argument("--output", default=DEMO_DATABASE, help=f"DuckDB file (default {DEMO_DATABASE})")
+    demo.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --output even if it is not an earlier demo's database",
+    )
     demo.set_defaults(handler=cmd_demo)
 
     segments = commands.add_parser(
@@ -443,6 +500,9 @@ def add_export_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--types", type=csv_list, help="comma list of events,individuals (default both)")
     parser.add_argument("--format", choices=["json", "ndjson", "csv"], help="export format (default json)")
     parser.add_argument("--window", help="window length dividing 24h: 15m, 1h, 6h, 1d (default 1d)")
+    parser.add_argument(
+        "--yes", action="store_true", help="go ahead even above max_windows_per_run windows (default 5000)"
+    )
 
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:
@@ -454,10 +514,24 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(make_console(), args.verbose)
+    with stop_on_signals() as stop:
+        try:
+            return run_command(args)
+        except BaseException:
+            if stop.signal is None:
+                raise
+        print(stop.line(), file=sys.stderr)
+        return stop.exit_code
+
+
+def run_command(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args))
     except ConfigFieldMissingException as error:
         print(f"error: {missing_config(error)}", file=sys.stderr)
+        return 2
+    except ConfigurationException as error:  # any other config value dlt could not resolve
+        print(f"error: {describe_config_error(error)}", file=sys.stderr)
         return 2
     except (FullStoryError, PipelineStepFailed) as error:
         cause = root_cause(error)

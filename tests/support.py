@@ -95,10 +95,10 @@ def canonical(value: Any, sql_type: str | None = None) -> Any:
 
 
 def expected_multiset(rows: list[dict[str, Any]], extra: dict[str, Any]) -> Counter[str]:
-    """`extra`: the columns the source adds (segment and window); events also get their
-    15-minute `event_bucket`."""
+    """`rows`: one window's export, in order. `extra`: the columns the source adds (segment and
+    window); events also get their 15-minute `event_bucket` and their position `window_row`."""
     out: Counter[str] = Counter()
-    for row in rows:
+    for position, row in enumerate(rows):
         item = {_naming.normalize_identifier(k): canonical(v, declared_type(k)) for k, v in row.items()}
         item.update({k: canonical(v) for k, v in extra.items()})
         if "EventStart" in row:
@@ -106,6 +106,7 @@ def expected_multiset(rows: list[dict[str, Any]], extra: dict[str, Any]) -> Coun
             item["event_bucket"] = canonical(
                 start.replace(minute=start.minute // 15 * 15, second=0, microsecond=0)
             )
+            item["window_row"] = canonical(position)
         out[repr(sorted((k, v) for k, v in item.items() if v is not None))] += 1
     return out
 

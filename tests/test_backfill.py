@@ -4,15 +4,17 @@ resuming, --force, cursors, and the backfills / export_runs records."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fullstory_sandbox import Sandbox
 from pipelines.fullstory_pipeline import main
 
-from .support import DAY1, DAY2, DAY3, cursors, loaded_multiset, make_pipeline, query
+from .support import DAY1, DAY2, DAY3, cursors, expected_multiset, loaded_multiset, make_pipeline, query
 from .test_source import expected_events
 
 SEGMENT = "everyone"
@@ -170,3 +172,40 @@ def test_batch_import_resources_from_the_command_line(
 
     assert main(["run", "--base-url", live_sandbox.base_url, "--resources", "batch_imported_events"]) == 2
     assert "unknown resource(s) ['batch_imported_events']" in capsys.readouterr().err
+
+
+def newest_individuals(sb: Sandbox, days: list[tuple[datetime, datetime]]) -> Counter[str]:
+    """Every individual once, with the row of the newest of `days` (1d windows) that holds it."""
+    newest: dict[Any, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for start, end in days:
+        for row in sb.expected_rows("individuals", SEGMENT, start, end):
+            newest[row["IndvId"]] = (row, {"segment_id": SEGMENT, "window_start": start, "window_end": end})
+    expected: Counter[str] = Counter()
+    for row, extra in newest.values():
+        expected += expected_multiset([row], extra)
+    return expected
+
+
+def individuals(sb: Sandbox, command: str, start: str, end: str) -> int:
+    return main([command, "--base-url", sb.base_url, "--api-flavor", sb.flavor, "--segment", SEGMENT,
+                 "--types", "individuals", "--window", "1d", "--start", start, "--end", end])  # fmt: skip
+
+
+def test_individuals_keep_the_newest_window_when_an_older_one_loads_later(
+    live_sandbox: Sandbox, command_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    days = [(DAY1, DAY2), (DAY2, DAY3)]
+    expected = newest_individuals(live_sandbox, days)
+    # day 1 and day 2 hold many of the same individuals with other values
+    assert len(expected) < sum(len(live_sandbox.expected_rows("individuals", SEGMENT, *d)) for d in days)
+    monkeypatch.setenv("SOURCES__FULLSTORY__MAX_CONCURRENT_EXPORTS", "1")  # day 1 is created first
+    live_sandbox.faults.fail_operations(times=1, segment_id=SEGMENT)
+    assert individuals(live_sandbox, "run", "2026-10-01T00:00:00Z", "2026-10-03T00:00:00Z") == 1
+    assert individuals(live_sandbox, "run", "2026-10-01T00:00:00Z", "2026-10-03T00:00:00Z") == 0
+    assert sorted(c["timeRange"]["start"] for c in live_sandbox.created_exports()) == [
+        "2026-10-01T00:00:00Z", "2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z",
+    ]  # fmt: skip
+    assert loaded_multiset(command_env, "individuals") == expected
+    # a backfill of the older day changes nothing either
+    assert individuals(live_sandbox, "backfill", "2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z") == 0
+    assert loaded_multiset(command_env, "individuals") == expected

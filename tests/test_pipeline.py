@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 
 import dlt
+import duckdb
 import pytest
 
 from fullstory_sandbox import Sandbox
 from fullstory_source.windows import parse_time
 from pipelines.fullstory_pipeline import main
 
-from .support import API_KEY, DAY1, DAY2, DAY3, make_pipeline, query, source
+from .support import API_KEY, DAY1, DAY2, DAY3, make_pipeline, query, source, tables
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,6 +91,52 @@ def test_bad_input_exits_with_a_clear_message(
     assert live_sandbox.created_exports() == []
 
 
+BAD_INPUT: list[tuple[list[str], dict[str, str], str]] = [
+    (["--types", "events,events"], {}, "export_types lists ['events'] more than once; name each once"),
+    (["--types", ""], {}, "export_types is empty"),
+    (["--segment", "everyone", "--segment", "everyone"], {}, "segment_ids lists ['everyone'] more than once"),
+    (["--end", "2026-10-01T05:00:00Z"], {}, "end 2026-10-01T05:00:00Z leaves no whole 6h window after start "
+     "2026-10-01T00:00:00Z: the first window ends at 2026-10-01T06:00:00Z; pick a later end"),
+    (["--start", "9999-12-31T00:00:00Z", "--end", "9999-12-31T12:00:00Z"], {}, "is outside 1970-2999"),
+    (["--start", "0001-01-01T00:00:00Z"], {}, "start_date='0001-01-01T00:00:00Z' is outside 1970-2999"),
+    ([], {"SOURCES__FULLSTORY__SEGMENT_IDS": "everyone"}, "config value segment_ids "
+     "(SOURCES__FULLSTORY__SEGMENT_IDS or [sources.fullstory] segment_ids) cannot be read as a list"),
+    ([], {"SOURCES__FULLSTORY__REQUEST_TIMEOUT": "0"}, "request_timeout=0.0 must be greater than 0"),
+    ([], {"SOURCES__FULLSTORY__POLL_INTERVAL": "0"}, "poll_interval=0.0 must be greater than 0"),
+    ([], {"SOURCES__FULLSTORY__POLL_INTERVAL": "-1"}, "poll_interval=-1.0 must be greater than 0"),
+    ([], {"SOURCES__FULLSTORY__DOWNLOAD_ATTEMPTS": "0"}, "download_attempts=0 must be a whole number"),
+    (["backfill", "--end", "2026-10-01T13:00:00Z"], {}, "backfill end 2026-10-01T13:00:00Z is not on the 6h "
+     "window grid; use 2026-10-01T12:00:00Z or 2026-10-01T18:00:00Z"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("extra", "environment", "message"), BAD_INPUT)
+def test_bad_input_is_one_line_exit_2_and_nothing_happens(
+    live_sandbox: Sandbox,
+    command_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    extra: list[str],
+    environment: dict[str, str],
+    message: str,
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    if extra[:1] == ["backfill"]:  # on a fresh destination: nothing was ever loaded
+        args = ["backfill", *run_args(live_sandbox, *extra[1:])[1:]]
+    else:
+        args = run_args(live_sandbox, *extra)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert live_sandbox.created_exports() == []
+    assert not command_env.exists() or tables(command_env) <= {
+        "_dlt_loads",
+        "_dlt_pipeline_state",
+        "_dlt_version",
+    }
+
+
 def test_a_pending_load_is_finished_before_new_windows(
     live_sandbox: Sandbox, command_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -159,6 +206,26 @@ def test_demo_runs_offline_as_a_command(tmp_path: Path) -> None:
     )
     assert events[0][0] > 1000 and events[0][1] == 4
     assert dlt.__version__.startswith("1.31")
+    # a second demo replaces the first one's database without asking
+    assert main(["demo", "--output", str(tmp_path / "demo.duckdb")]) == 0
+
+
+@pytest.mark.parametrize("content", ["text", "duckdb"])
+def test_demo_does_not_replace_a_file_it_did_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    precious = tmp_path / "warehouse.duckdb"
+    if content == "text":
+        precious.write_text("not a demo\n")
+    else:
+        with duckdb.connect(str(precious)) as con:
+            con.execute("CREATE TABLE orders AS SELECT 1 AS id")
+    before = precious.read_bytes()
+    assert main(["demo", "--output", str(precious)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {precious} exists and is not a demo database: choose another --output, "
+                   "or pass --overwrite to replace it"]  # fmt: skip
+    assert precious.read_bytes() == before
 
 
 def test_the_command_has_arrow_allocate_with_malloc_unless_told_otherwise(
@@ -178,3 +245,16 @@ def test_the_command_has_arrow_allocate_with_malloc_unless_told_otherwise(
         assert pa.default_memory_pool().backend_name == "system"
     finally:
         pa.set_memory_pool(initial)
+
+
+def test_a_run_of_too_many_windows_asks_for_yes_before_creating_any(
+    live_sandbox: Sandbox, command_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["run", "--base-url", live_sandbox.base_url, "--segment", "everyone", "--types", "events",
+            "--start", "1970-01-01T00:00:00Z", "--window", "1h"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: this run would export 49"), err
+    assert "1h events windows for one segment, more than max_windows_per_run=5,000" in err[0]
+    assert err[0].endswith("pass --yes (SOURCES__FULLSTORY__MAX_WINDOWS_PER_RUN=0) to go ahead")
+    assert live_sandbox.created_exports() == []

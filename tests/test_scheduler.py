@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 from fullstory_source.scheduler import ExportPool, TokenBucket
 
@@ -96,3 +97,20 @@ def test_two_resources_share_one_pool() -> None:
     assert next(second) == 4 and pool._pool is shared
     assert sorted(first) and list(second) == []
     assert pool._pool is None
+
+
+def test_the_pool_takes_work_only_as_room_frees_up() -> None:
+    """495,000 planned windows must not become 495,000 queued futures (memory, and files
+    waiting on disk): at most twice the concurrency is started and not yet handed over."""
+    pulled = 0
+
+    def windows() -> Iterator[int]:
+        nonlocal pulled
+        for number in range(495_000):
+            pulled += 1
+            yield number
+
+    results = ExportPool(4).run(lambda n: n, windows())
+    first = [next(results) for _ in range(3)]
+    assert len(first) == 3 and pulled <= 2 * 4 + 3
+    results.close()

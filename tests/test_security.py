@@ -76,3 +76,27 @@ def test_errors_and_tracebacks_do_not_carry_the_key(live_sandbox: Sandbox, datab
     assert API_KEY not in text
     assert API_KEY not in repr(raised.value.__dict__)
     assert os.environ.get("SOURCES__FULLSTORY__API_KEY") is None
+
+
+@pytest.mark.parametrize(
+    "key", ["secretpartone\nsecretparttwo", "secretpartone secretparttwo", "secretpartoneé"]
+)
+def test_a_key_that_cannot_be_a_header_is_refused_before_any_request_and_never_shown(
+    live_sandbox: Sandbox,
+    database: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    key: str,
+) -> None:
+    monkeypatch.setenv("SOURCES__FULLSTORY__API_KEY", key)
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(database))
+    for command in (["run", "--window", "6h", "--start", format_time(DAY1), "--end", format_time(DAY2)],
+                    ["segments"]):  # fmt: skip
+        assert main([*command, "--base-url", live_sandbox.base_url]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: the FullStory API key has "), err
+        assert "secretpart" not in err[0]
+    assert live_sandbox.requests() == []
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert [p for p in written if b"secretpart" in p.read_bytes()] == []

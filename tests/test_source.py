@@ -434,3 +434,20 @@ def test_hourly_windows_with_columns_that_come_and_go_load_outside_the_repo(
     assert loaded_multiset(database, "events") == expected_events(
         live_sandbox, SEGMENT, DAY1, DAY3, timedelta(hours=1)
     )
+
+
+def test_segments_whose_ids_differ_only_in_slash_underscore_or_space_load_their_own_rows(
+    tmp_path: Path, database: Path
+) -> None:
+    ids = ["team/a", "team_a", "team a"]
+    segments = [{"id": sid, "name": sid, "creator": "qa@example.com"} for sid in ids]
+    with Sandbox(api_key=API_KEY, flavor="live", segments=segments, workdir=str(tmp_path / "sb")) as sb:
+        sb.download_chunk_delay = 0.3  # the three downloads of a window overlap
+        make_pipeline(database).run(
+            source(sb, segment_ids=ids, export_types=["events"], window="1d",
+                   start_date=format_time(DAY1), end_date=format_time(DAY2))
+        )  # fmt: skip
+        for sid in ids:
+            where = "segment_id = '" + sid + "'"
+            expected = expected_events(sb, sid, DAY1, DAY2, step=timedelta(days=1))
+            assert loaded_multiset(database, "events", where) == expected, sid

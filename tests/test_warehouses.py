@@ -11,6 +11,7 @@ when that warehouse's credentials are in the environment and are reported as ski
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import tomllib
 from collections import Counter
@@ -317,9 +318,12 @@ def replay_in_duckdb(
             marks = ", ".join("?" for _ in row)
             con.execute(f'INSERT INTO "{schema}"."{table}" ({names}) VALUES ({marks})', list(row.values()))
 
+    positions = itertools.count()
+
     def event(segment: str, minute: int, label: str, window_hours: int = 6) -> dict[str, Any]:
         start = DAY1 + timedelta(minutes=minute)
         return {
+            "window_row": next(positions),
             "event_start": start,
             "event_type": label,
             "segment_id": segment,

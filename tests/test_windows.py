@@ -334,7 +334,7 @@ def test_a_cursor_off_the_grid_gets_a_bridging_window() -> None:
 
 def test_the_bridging_window_waits_until_its_grid_line_is_ready() -> None:
     # cursor 02:00, newest end 00:00 of the next grid line not reached: nothing to export yet
-    config = settings(end_date="2026-10-01T05:00:00Z")
+    config = settings(start_date="2026-09-30T00:00:00Z", end_date="2026-10-01T05:00:00Z")
     assert pending("2026-10-01T02:00:00Z", config) == []
     # exactly on the next grid line: only the bridge
     config = settings(end_date="2026-10-01T06:00:00Z")
