@@ -20,6 +20,7 @@ COPY pyproject.toml README.md ./
 COPY fullstory_source ./fullstory_source
 COPY fullstory_sandbox ./fullstory_sandbox
 COPY pipelines ./pipelines
+COPY fullstory_analytics ./fullstory_analytics
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
 FROM python:3.11-slim
