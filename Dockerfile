@@ -6,7 +6,7 @@
 #   docker build -t fullstory-dlt .
 #   docker build --build-arg EXTRAS=snowflake -t fullstory-dlt .
 #   docker run --rm -e SOURCES__FULLSTORY__API_KEY -e DESTINATION__BIGQUERY__CREDENTIALS fullstory-dlt
-#   docker run --rm ... fullstory-dlt run --destination snowflake --window 1h --export-delay 3h
+#   docker run --rm ... fullstory-dlt run --destination snowflake --window 1h
 #
 # Configuration and secrets come from the environment at run time (the scheduler's secrets), or a
 # .dlt/ directory mounted at /home/fullstory/.dlt; none is baked into the image (.dockerignore).
@@ -20,6 +20,7 @@ COPY pyproject.toml README.md ./
 COPY fullstory_source ./fullstory_source
 COPY fullstory_sandbox ./fullstory_sandbox
 COPY pipelines ./pipelines
+COPY fullstory_analytics ./fullstory_analytics
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
 FROM python:3.11-slim
@@ -37,4 +38,4 @@ USER fullstory
 # dlt reads .dlt/ from the working directory
 WORKDIR /home/fullstory
 ENTRYPOINT ["fullstory-pipeline"]
-CMD ["run", "--destination", "bigquery", "--window", "1h", "--export-delay", "3h"]
+CMD ["run", "--destination", "bigquery", "--window", "1h"]

@@ -28,8 +28,10 @@ $(AIRFLOW_STAMP): .ci/airflow-requirements.txt
 
 airflow-venv: $(AIRFLOW_STAMP)
 
+# loads the sandbox into fullstory_demo.duckdb, then builds the analytics models (docs/analytics.md)
 demo: $(STAMP)
 	$(BIN)/fullstory-pipeline demo
+	$(BIN)/fullstory-pipeline models --pipeline-name fullstory_demo
 
 test: $(STAMP) $(AIRFLOW_STAMP)
 	FULLSTORY_AIRFLOW_VENV=$(abspath $(AIRFLOW_VENV)) $(BIN)/python -m pytest -q

@@ -22,6 +22,7 @@ import shutil
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 CASES = ("pipeline", "duckdb", "duckdb_typed", "naive")  # and "profile" (--profile)
 API_KEY = "bench-key"
@@ -326,13 +327,17 @@ def _naive_download(
     created.raise_for_status()
     operation_id = created.json()["operationId"]
     while True:
-        operation = requests.get(f"{base_url}/operations/v1/{operation_id}", headers=headers, timeout=60)
+        operation = requests.get(
+            f"{base_url}/operations/v1/{quote(operation_id, safe='')}", headers=headers, timeout=60
+        )
         operation.raise_for_status()
         if operation.json()["state"] == "COMPLETED":
             break
         time.sleep(0.01)
     export_id = operation.json()["results"]["searchExportId"]
-    results = requests.get(f"{base_url}/search/v1/exports/{export_id}/results", headers=headers, timeout=60)
+    results = requests.get(
+        f"{base_url}/search/v1/exports/{quote(export_id, safe='')}/results", headers=headers, timeout=60
+    )
     results.raise_for_status()
     with requests.get(results.json()["location"], stream=True, timeout=60) as download:
         download.raise_for_status()

@@ -4,13 +4,18 @@ Every value is derived from a blake2b hash of stable inputs (never Python's salt
 same call returns the same rows in every process. Rows are generated per UTC hour and then filtered
 on EventStart, which is what makes any split of a range into windows yield exactly the rows of the
 whole range.
+
+One organisation: a pool of people visits in sessions of several pages (planned independently of
+hours, so sessions span windows), and each segment is a subset of `everyone` (`segment_rule`), so
+the same event is exported by every segment that holds its person.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -45,6 +50,7 @@ DEFAULT_SEGMENTS: list[dict[str, str]] = [
 
 HOUR = timedelta(hours=1)
 _USERS_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Values that break naive parsers: commas, quotes, newlines, non-Latin scripts, emoji.
 _DISPLAY_NAMES = [
@@ -67,14 +73,28 @@ _TARGET_TEXTS = [
 ]
 _CUSTOM_NAMES = ["Order Completed", "Coupon Applied", 'Said "hi", then\nleft', "カート追加"]
 _SELECTORS = ["button.add-to-cart", "a.nav-link", "input#email", "div.checkout > button", "select#size"]
-_URLS = [
-    "https://shop.example.com/",
-    "https://shop.example.com/cart",
-    "https://shop.example.com/checkout?step=2",
-    "https://shop.example.com/search?q=gr%C3%BC%C3%9Fe,caf%C3%A9",
-    "https://shop.example.com/p/1234-deluxe",
-]
-_SECTIONS = ["home", "catalog", "checkout", "account"]
+# A small shop. Sessions walk it the way visitors do (home -> search -> product -> cart ->
+# checkout -> complete), so page views have entry and exit pages and funnels have something to find.
+_HOME = "https://shop.example.com/"
+_SEARCH = "https://shop.example.com/search?q=gr%C3%BC%C3%9Fe,caf%C3%A9"
+_PRODUCT = "https://shop.example.com/p/1234-deluxe"
+_CART = "https://shop.example.com/cart"
+_CHECKOUT = "https://shop.example.com/checkout?step=2"
+_COMPLETE = "https://shop.example.com/checkout/complete"
+_ACCOUNT = "https://shop.example.com/account#/orders?page=2"
+_URLS = [_HOME, _SEARCH, _PRODUCT, _CART, _CHECKOUT, _COMPLETE, _ACCOUNT]
+_ENTRY_PAGES = [_HOME, _HOME, _SEARCH, _PRODUCT]
+_NEXT_PAGES = {
+    _HOME: [_SEARCH, _PRODUCT, _ACCOUNT],
+    _SEARCH: [_PRODUCT, _PRODUCT, _SEARCH],
+    _PRODUCT: [_CART, _PRODUCT, _SEARCH],
+    _CART: [_CHECKOUT, _CHECKOUT, _PRODUCT],
+    _CHECKOUT: [_COMPLETE, _CART],
+    _COMPLETE: [_HOME, _ACCOUNT],
+    _ACCOUNT: [_HOME, _PRODUCT],
+}
+_REFERERS = ["", "https://www.google.com/", 'https://news.example.org/a,b?c="d"']
+_SECTIONS = {_HOME: "home", _SEARCH: "catalog", _PRODUCT: "catalog", _CART: "checkout", _CHECKOUT: "checkout"}
 _TAGS = ["sale", "new", "sale, 50%", 'say "cheese"', "日本"]
 _PLANS = ["free", "pro", "enterprise"]
 _CLIENTS = [
@@ -165,54 +185,94 @@ class _Person:
         return self.ltv_halves / 2
 
 
-@lru_cache(maxsize=256)
-def _people(segment_id: str) -> tuple[_Person, ...]:
-    """A small fixed pool per segment so the same individuals recur across windows."""
-    size = 20 + _seed(segment_id, "pool") % 31
-    people: list[_Person] = []
-    used: set[int] = set()
-    for index in range(size):
-        rng = _rng(segment_id, "person", index)
-        # Every third IndvId is above 2**53 (and odd) so a float64 round trip visibly corrupts it.
-        indv_id = 2**53 + 2 * rng.randrange(2**40) + 1 if index % 3 == 0 else rng.randrange(10**9, 2**53)
-        while indv_id in used:
-            indv_id += 2
-        used.add(indv_id)
-        created = _USERS_EPOCH + timedelta(
-            seconds=rng.randrange(400 * 86400), milliseconds=rng.choice([0, 417])
-        )
-        signup = created + timedelta(days=rng.randrange(30))
-        people.append(
-            _Person(
-                indv_id=indv_id,
-                user_id=rng.randrange(2**62, 2**63),
-                uid=f"user-{_seed(segment_id, index) % 100000:05d}",
-                display_name=_DISPLAY_NAMES[index % len(_DISPLAY_NAMES)],
-                email=f"user{index}+{segment_id}@example.com",
-                created=created,
-                plan=rng.choice(_PLANS),
-                seats=rng.randrange(1, 250),
-                ltv_halves=rng.randrange(0, 2000),
-                beta=None if index % 4 == 3 else rng.random() < 0.5,
-                signup=signup,
-                created_text=format_ts(created),
-                signup_text=format_ts(signup),
-                ip=f"203.0.113.{rng.randrange(1, 255)}",
-                latlong=f"{rng.uniform(-60, 60):.4f},{rng.uniform(-150, 150):.4f}",
-                client=rng.choice(_CLIENTS),
-            )
-        )
-    return tuple(people)
+_PEOPLE_BY_ID: dict[int, _Person] = {}
 
 
-@lru_cache(maxsize=256)
-def _people_by_id(segment_id: str) -> dict[int, _Person]:
-    return {person.indv_id: person for person in _people(segment_id)}
+@lru_cache(maxsize=65536)
+def _person(index: int) -> _Person:
+    """The organisation's `index`-th visitor: the same person whatever the pool size, so a larger
+    `events_per_hour` only adds people."""
+    rng = _rng("person", index)
+    # Every third IndvId is above 2**53 (and odd) so a float64 round trip visibly corrupts it.
+    indv_id = 2**53 + 2 * rng.randrange(2**40) + 1 if index % 3 == 0 else rng.randrange(10**9, 2**53)
+    created = _USERS_EPOCH + timedelta(seconds=rng.randrange(400 * 86400), milliseconds=rng.choice([0, 417]))
+    signup = created + timedelta(days=rng.randrange(30))
+    person = _Person(
+        indv_id=indv_id,
+        user_id=rng.randrange(2**62, 2**63),
+        uid=f"user-{_seed('uid', index) % 100000:05d}",
+        display_name=_DISPLAY_NAMES[index % len(_DISPLAY_NAMES)],
+        email=f"user{index}@example.com",
+        created=created,
+        plan=rng.choice(_PLANS),
+        seats=rng.randrange(1, 250),
+        ltv_halves=rng.randrange(0, 2000),
+        beta=None if index % 4 == 3 else rng.random() < 0.5,
+        signup=signup,
+        created_text=format_ts(created),
+        signup_text=format_ts(signup),
+        ip=f"203.0.113.{rng.randrange(1, 255)}",
+        latlong=f"{rng.uniform(-60, 60):.4f},{rng.uniform(-150, 150):.4f}",
+        client=rng.choice(_CLIENTS),
+    )
+    _PEOPLE_BY_ID[indv_id] = person
+    return person
+
+
+# Segments are subsets of `everyone`, decided per person, so a person's events appear in every
+# segment that holds the person (as in FullStory, where one event can match several segments).
+_SEGMENT_RULES: dict[str, Callable[[_Person], bool]] = {
+    "everyone": lambda person: True,
+    "power-users": lambda person: person.plan != "free",
+    "frustrated-mobile": lambda person: person.client[3] == "Mobile",
+    "checkout-abandoners": lambda person: _seed("checkout-abandoners", person.indv_id) % 5 < 2,
+}
+
+
+def segment_rule(segment_id: str) -> Callable[[_Person], bool]:
+    """Who belongs to a segment: the rules above, and about half of everyone for any other id."""
+    rule = _SEGMENT_RULES.get(segment_id)
+    if rule is None:
+        return lambda person: _seed(segment_id, person.indv_id) % 2 == 0
+    return rule
+
+
+def in_segment(segment_id: str, indv_id: int) -> bool:
+    """Whether an individual the generator has produced belongs to the segment."""
+    person = _PEOPLE_BY_ID.get(indv_id)
+    return person is not None and segment_rule(segment_id)(person)
+
+
+# Sessions. Each of `_lanes(eph)` lanes carries back-to-back sessions of random people, planned in
+# 6-hour blocks that start at a different minute per lane, so sessions cross hour, window and day
+# boundaries. An event at time t belongs to the session its lane runs at t: events of any hour are
+# generated from that hour alone, and an hour holds exactly as many events as before sessions existed.
+# Sessions last about 25 minutes (one in ten lasts 1-3 hours), so a lane of 30 events an hour gives
+# sessions of a dozen events over several pages.
+_BLOCK_MS = 6 * 3_600_000
+_EVENTS_PER_LANE_HOUR = 30
+_MEAN_SESSION_MS = 25 * 60_000
+_MIN_SESSION_MS = 5 * 60_000
+
+
+def _lanes(events_per_hour: int) -> int:
+    return max(1, round(events_per_hour / _EVENTS_PER_LANE_HOUR))
+
+
+def _pool_size(events_per_hour: int) -> int:
+    """Few enough people that most come back for several sessions."""
+    return 12 + 6 * _lanes(events_per_hour)
+
+
+def _lane_offset_ms(lane: int) -> int:
+    return (157 + 97 * lane) % 360 * 60_000
 
 
 @dataclass(frozen=True)
 class _Page:
     page_id: int
+    start_ms: int
+    start_text: str
     url: str
     referer: str
     duration: int
@@ -224,21 +284,84 @@ class _Page:
     section: str | None
 
 
-def _page(segment_id: str, person: _Person, hour: datetime, number: int) -> _Page:
-    rng = _rng(segment_id, person.indv_id, hour.isoformat(), "page", number)
-    duration = rng.randrange(5_000, 900_000)
-    return _Page(
-        page_id=rng.randrange(2**63),
-        url=rng.choice(_URLS),
-        referer=rng.choice(["", "https://www.google.com/", 'https://news.example.org/a,b?c="d"']),
-        duration=duration,
-        active=duration * rng.randrange(10, 100) // 100,
-        infos=rng.randrange(5),
-        warnings=rng.randrange(3),
-        errors=rng.randrange(2),
-        cluster=rng.randrange(1, 40),
-        section=None if number == 2 else _SECTIONS[number + rng.randrange(2)],  # sparse: absent on some pages
-    )
+@dataclass(frozen=True)
+class _Session:
+    session_id: int
+    person: _Person
+    start_ms: int
+    start: str  # SessionStart as exported
+    page_starts: tuple[int, ...]
+    pages: tuple[_Page, ...]
+
+    def page_at(self, moment_ms: int) -> _Page:
+        return self.pages[bisect_right(self.page_starts, moment_ms) - 1]
+
+
+def _text(epoch_ms: int) -> str:
+    return format_ts(_EPOCH + timedelta(milliseconds=epoch_ms))
+
+
+def _pages(rng: random.Random, session_id: int, start_ms: int, end_ms: int) -> tuple[_Page, ...]:
+    count = max(1, min(rng.randint(2, 7), (end_ms - start_ms) // 60_000))
+    starts = [start_ms, *sorted(rng.sample(range(start_ms + 1, end_ms), count - 1))]
+    ends = [*starts[1:], end_ms]
+    pages: list[_Page] = []
+    url = rng.choice(_ENTRY_PAGES)
+    referer = rng.choice(_REFERERS)
+    for number, (page_start, page_end) in enumerate(zip(starts, ends, strict=True)):
+        if number:
+            referer, url = url, rng.choice(_NEXT_PAGES[url])
+        duration = page_end - page_start
+        pages.append(
+            _Page(
+                page_id=_seed("page", session_id, number) % 2**63,
+                start_ms=page_start,
+                start_text=_text(page_start),
+                url=url,
+                referer=referer,
+                duration=duration,
+                active=duration * rng.randrange(10, 100) // 100,
+                infos=rng.randrange(5),
+                warnings=rng.randrange(3),
+                errors=rng.randrange(2),
+                cluster=rng.randrange(1, 40),
+                section=None if rng.random() < 0.3 else _SECTIONS.get(url),  # sparse: absent on some pages
+            )
+        )
+    return tuple(pages)
+
+
+@lru_cache(maxsize=65536)
+def _block(lane: int, block_ms: int, events_per_hour: int) -> tuple[tuple[int, ...], tuple[_Session, ...]]:
+    """The sessions lane `lane` runs in the block starting at `block_ms`, and their start times."""
+    rng = _rng("block", lane, block_ms, events_per_hour)
+    pool = _pool_size(events_per_hour)
+    block_end = block_ms + _BLOCK_MS
+    sessions: list[_Session] = []
+    start = block_ms
+    while start < block_end:
+        if rng.random() < 0.1:
+            length = rng.randrange(3_600_000, 3 * 3_600_000)
+        else:
+            length = int(_MEAN_SESSION_MS * rng.uniform(0.3, 1.7))
+        end = start + length
+        if end + _MIN_SESSION_MS > block_end:
+            end = block_end
+        session_id = _seed("session", lane, block_ms, len(sessions)) % 2**63
+        person = _person(rng.randrange(pool))
+        pages = _pages(rng, session_id, start, end)
+        sessions.append(
+            _Session(session_id, person, start, _text(start), tuple(page.start_ms for page in pages), pages)
+        )
+        start = end
+    return tuple(s.start_ms for s in sessions), tuple(sessions)
+
+
+def _session_at(lane: int, moment_ms: int, events_per_hour: int) -> _Session:
+    offset = _lane_offset_ms(lane)
+    block_ms = (moment_ms - offset) // _BLOCK_MS * _BLOCK_MS + offset
+    starts, sessions = _block(lane, block_ms, events_per_hour)
+    return sessions[bisect_right(starts, moment_ms) - 1]
 
 
 def _hours(start: datetime, end: datetime) -> Iterator[datetime]:
@@ -248,63 +371,39 @@ def _hours(start: datetime, end: datetime) -> Iterator[datetime]:
         hour += HOUR
 
 
-def _hour_events(segment_id: str, hour: datetime, events_per_hour: int) -> list[tuple[datetime, Row]]:
-    """All events of one UTC hour, sorted by EventStart, independent of any window."""
-    rng = _rng(segment_id, hour.isoformat())
+def _hour_events(hour: datetime, events_per_hour: int) -> list[tuple[datetime, _Person, Row]]:
+    """All events of one UTC hour (of everyone), sorted by EventStart, independent of any window."""
+    rng = _rng("everyone", hour.isoformat())
+    # The first draw decides the hour's size: bench/cache.py predicts export sizes from it.
     count = rng.randint(events_per_hour // 2, events_per_hour * 3 // 2)
-    pool = _people(segment_id)
-    drafts: list[tuple[int, _Person, int]] = []
+    lanes = _lanes(events_per_hour)
+    drafts: list[tuple[int, int]] = []
     for _ in range(count):
         offset_ms = rng.randrange(3_600_000)
         if rng.random() < 0.5:
             offset_ms -= offset_ms % 1000  # real exports mix whole-second and millisecond timestamps
-        drafts.append((offset_ms, rng.choice(pool), rng.randrange(3)))
-    drafts.sort(key=lambda draft: draft[0])
+        drafts.append((offset_ms, rng.randrange(lanes)))
+    drafts.sort()
 
-    # A session is one person's activity in this hour; it and its pages start at their first event.
-    session_start: dict[int, int] = {}
-    page_start: dict[tuple[int, int], int] = {}
-    pages: dict[tuple[int, int], _Page] = {}
-    for offset_ms, person, number in drafts:
-        session_start.setdefault(person.indv_id, offset_ms)
-        page_start.setdefault((person.indv_id, number), offset_ms)
-        if (person.indv_id, number) not in pages:
-            pages[(person.indv_id, number)] = _page(segment_id, person, hour, number)
-
-    # Per-session values computed once per hour: formatting and hashing dominate the cost per row.
-    sessions = {
-        indv_id: _Session(
-            session_id=_seed(segment_id, indv_id, hour.isoformat(), "session") % 2**63,
-            start=format_ts(hour + timedelta(milliseconds=offset_ms)),
-        )
-        for indv_id, offset_ms in session_start.items()
-    }
-    page_texts = {
-        key: format_ts(hour + timedelta(milliseconds=offset_ms)) for key, offset_ms in page_start.items()
-    }
-
-    rows: list[tuple[datetime, Row]] = []
-    for offset_ms, person, number in drafts:
+    hour_ms = int((hour - _EPOCH).total_seconds()) * 1000
+    rows: list[tuple[datetime, _Person, Row]] = []
+    for offset_ms, lane in drafts:
+        moment_ms = hour_ms + offset_ms
+        session = _session_at(lane, moment_ms, events_per_hour)
+        page = session.page_at(moment_ms)
         when = hour + timedelta(milliseconds=offset_ms)
-        key = (person.indv_id, number)
         row = _event_row(
             rng,
             when=when,
-            person=person,
-            session=sessions[person.indv_id],
-            page=pages[key],
-            page_start=page_texts[key],
-            session_offset=offset_ms - session_start[person.indv_id],
-            page_offset=offset_ms - page_start[key],
+            person=session.person,
+            session=session,
+            page=page,
+            page_start=page.start_text,
+            session_offset=moment_ms - session.start_ms,
+            page_offset=moment_ms - page.start_ms,
         )
-        rows.append((when, row))
+        rows.append((when, session.person, row))
     return rows
-
-
-@dataclass(frozen=True)
-class _Session:
-    session_id: int
-    start: str
 
 
 def _event_row(
@@ -327,9 +426,10 @@ def _event_row(
         "EventCustomName": rng.choice(_CUSTOM_NAMES) if kind == "custom" else "",
         "EventTargetText": rng.choice(_TARGET_TEXTS) if kind in ("click", "change") else "",
         "EventTargetSelectorTok": rng.choice(_SELECTORS) if kind in ("click", "change", "thrash") else "",
-        "EventModFrustrated": int(kind == "thrash" or rng.random() < 0.03),
+        # rage clicks (frustrated), dead clicks and error clicks: the frustration signals sessions count
+        "EventModFrustrated": int(kind == "thrash" or (kind == "click" and rng.random() < 0.06)),
         "EventModDead": int(kind == "click" and rng.random() < 0.05),
-        "EventModError": int(kind == "exception"),
+        "EventModError": int(kind == "exception" or (kind == "click" and rng.random() < 0.03)),
         "EventModSuspicious": int(rng.random() < 0.01),
         "EventDuration": rng.randrange(20, 3000) if kind in ("load", "request") else 0,
         "EventPageOffset": page_offset,
@@ -389,9 +489,10 @@ def _event_row(
 def events(segment_id: str, start: datetime, end: datetime, events_per_hour: int = 6) -> Iterator[Row]:
     """Events of a segment with start <= EventStart < end, in EventStart order."""
     start, end = require_utc(start), require_utc(end)
+    member = segment_rule(segment_id)
     for hour in _hours(start, end):
-        for when, row in _hour_events(segment_id, hour, events_per_hour):
-            if start <= when < end:
+        for when, person, row in _hour_events(hour, events_per_hour):
+            if start <= when < end and member(person):
                 yield row
 
 
@@ -407,9 +508,8 @@ def individuals(segment_id: str, start: datetime, end: datetime, events_per_hour
         sessions.setdefault(indv_id, set()).add(row["SessionId"])
         pages.setdefault(indv_id, set()).add(row["PageId"])
         last[indv_id] = row  # events arrive in EventStart order, so the latest one wins
-    people = _people_by_id(segment_id)
     for indv_id in sorted(counts):
-        person = people[indv_id]
+        person = _PEOPLE_BY_ID[indv_id]
         latest = last[indv_id]
         total_sec = sum(60 + session % 1800 for session in sessions[indv_id])
         yield {

@@ -83,7 +83,7 @@ class Sandbox:
         workdir: str | None = None,
         export_cache_dir: str | None = None,
         segment_rules: dict[str, SegmentRule] | None = None,
-        operation_ids: str = "hex",
+        operation_ids: str = "base64",
         segments_token: str = "nextPaginationToken",
         field_set: str = "current",
         history_days: int = 90,
@@ -116,7 +116,7 @@ class Sandbox:
         # Segment definitions (segment_rules.py): membership over segmentTimeRange, and scope.
         # Segments without a rule hold every generated event of their own, over all time.
         self.segment_rules = dict(segment_rules or {})
-        # "base64": ids like FullStory's, with '+', '/' and '='; "hex": plain, for old clients
+        # "base64" (default): ids like FullStory's, with '+', '/' and '='; "hex": plain ids
         self.operation_ids = operation_ids
         # the live list's name for the next token: today's docs, or an older page's spelling
         self.segments_token = segments_token

@@ -76,6 +76,10 @@ def _bigint_col(nullable: bool = True) -> dict[str, Any]:
     return {"data_type": "bigint", "nullable": nullable}
 
 
+def _double_col() -> dict[str, Any]:
+    return {"data_type": "double"}
+
+
 def _bool_col() -> dict[str, Any]:
     return {"data_type": "bool"}
 
@@ -103,6 +107,10 @@ _EVENT_COLUMNS: dict[str, dict[str, Any]] = {
     "location_country": _text_col(),
     "location_region": _text_col(),
     "location_city": _text_col(),
+    # FullStory's LocationContext also carries these (node SDK, docs/fullstory-api.md)
+    "location_latitude": _double_col(),
+    "location_longitude": _double_col(),
+    "location_ip_address": _text_col(),
     "context_mobile": _json_col(),
     "context_device": _json_col(),
     "name": _text_col(),
@@ -471,6 +479,9 @@ def _event_columns(event: dict[str, Any]) -> dict[str, Any]:
         "location_country": _text(location.get("country")),
         "location_region": _text(location.get("region")),
         "location_city": _text(location.get("city")),
+        "location_latitude": _float(location.get("latitude")),
+        "location_longitude": _float(location.get("longitude")),
+        "location_ip_address": _text(location.get("ip_address")),
         "context_mobile": context.get("mobile"),
         "context_device": context.get("device"),
         "name": _text(event.get("name")),
@@ -510,6 +521,16 @@ def _object(value: Any) -> dict[str, Any]:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _float(value: Any) -> float | None:
+    """A double, from a JSON number or a numeric string; anything else is no coordinate."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _int(value: Any) -> int | None:

@@ -15,16 +15,14 @@ import logging
 import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 from requests import RequestException, Response
-from requests.exceptions import ConnectionError as RequestsConnectionError
-from requests.exceptions import ConnectTimeout
-from urllib3.exceptions import NewConnectionError
 
+from .create_retry import CreateRetry
 from .errors import ConfigurationError, FullStoryAPIError, FullStoryConnectionError, UnexpectedResponseError
 
 logger = logging.getLogger(__name__)
@@ -121,6 +119,12 @@ def redact_query_strings_in_logs() -> None:
         urllib3_log.addFilter(_REDACT)
 
 
+def path_id(identifier: str) -> str:
+    """An id as one URL path segment: FullStory's operation ids are standard base64 and can hold
+    '/', '+' and '=' (docs/fullstory-api.md); segment ids can hold '@' and ':'."""
+    return quote(identifier, safe="")
+
+
 def redact_url(url: str) -> str:
     """A URL without its query string: presigned links carry their signature there."""
     parts = urlsplit(url)
@@ -177,35 +181,61 @@ class FullStoryClient:
         # FullStory wants the raw key after "Basic", not base64(user:password)
         auth = APIKeyAuth(name="Authorization", api_key=f"Basic {str(api_key).strip()}")
         self._rest = RESTClient(self.base_url, auth=auth, session=Client(**retry).session)
-        # A create that reached the server may have started an export even if the answer
-        # was lost: retry only what surely created nothing (429, refused connections).
+        # Creates are retried by CreateRetry (create_retry.py), which knows which failures may
+        # have started an export: this session itself never repeats a request.
         create_session = Client(
-            status_codes=(429,), exceptions=(), retry_condition=_nothing_was_sent, **retry
+            status_codes=(), exceptions=(), **{**retry, "request_max_attempts": 1}
         ).session
         self._create = RESTClient(self.base_url, auth=auth, session=create_session)
+        self._create_retry = CreateRetry(max_attempts, backoff_factor, max_retry_delay)
 
     def get(self, path: str, params: dict[str, Any] | None = None, context: str = "") -> Any:
         return self.get_with_status(path, params, context)[1]
 
     def get_with_status(
-        self, path: str, params: dict[str, Any] | None = None, context: str = ""
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        context: str = "",
+        allow_status: tuple[int, ...] = (),
     ) -> tuple[int, Any]:
         """(HTTP status, JSON body or None when empty), for endpoints where a 2xx status
-        carries meaning (batch imports answer 202 while still processing)."""
+        carries meaning (batch imports answer 202 while still processing); statuses in
+        `allow_status` are answered instead of raised."""
         try:
             response = self._rest.get(path, params=params, allow_redirects=False)
         except RequestException as error:
             raise FullStoryConnectionError(f"GET {path}", error, context) from None
+        if response.status_code in allow_status:
+            return response.status_code, None
         if response.status_code < 400 and not response.content:
             return response.status_code, None
         return response.status_code, self._json(response, f"GET {path}", context)
 
     def post(self, path: str, body: dict[str, Any], context: str = "") -> Any:
+        """A create: 429, 5xx and broken connections are retried with backoff (create_retry.py
+        says why a lost answer can leave one orphaned export, and logs it)."""
+
+        def attempt() -> Response:
+            return self._create.post(path, json=body, allow_redirects=False)
+
         try:
-            response = self._create.post(path, json=body, allow_redirects=False)
+            response = self._create_retry.send(attempt, f"POST {path}", context)
         except RequestException as error:
-            raise FullStoryConnectionError(f"POST {path}", error, context, maybe_created=True) from None
+            raise FullStoryConnectionError(
+                f"POST {path}", error, context, maybe_created=True, attempts=self._create_retry.max_attempts
+            ) from None
         return self._json(response, f"POST {path}", context)
+
+    def get_segment(self, segment_id: str) -> dict[str, Any] | None:
+        """`GET /segments/v1/{id}`, or None when FullStory does not know the id (404)."""
+        endpoint = f"/segments/v1/{path_id(segment_id)}"
+        status, body = self.get_with_status(endpoint, allow_status=(404,))
+        if status == 404:
+            return None
+        if not isinstance(body, dict) or "id" not in body:
+            raise UnexpectedResponseError(f"GET {endpoint}", "a segment with an 'id'", body)
+        return body
 
     def paginate(
         self, path: str, items_key: str, cursor_param: str, params: dict[str, Any]
@@ -220,7 +250,13 @@ class FullStoryClient:
             if not isinstance(body, dict) or not isinstance(body.get(items_key, []), list):
                 raise UnexpectedResponseError(f"GET {path}", f"an object with a '{items_key}' list", body)
             yield body.get(items_key, [])
-            token = body.get("nextPaginationToken") or body.get("pagination_token")
+            # today's docs: nextPaginationToken; an older docs page: next_pagination_token; the spec:
+            # pagination_token (docs/fullstory-api.md)
+            token = (
+                body.get("nextPaginationToken")
+                or body.get("next_pagination_token")
+                or body.get("pagination_token")
+            )
             if not token:
                 return
             if token in seen:
@@ -239,17 +275,6 @@ class FullStoryClient:
             return response.json()
         except ValueError:
             raise UnexpectedResponseError(endpoint, "a JSON body", response.text[:200], context) from None
-
-
-def _nothing_was_sent(response: Response | None, exception: BaseException | None) -> bool:
-    """True when a request surely never reached the server (so repeating it cannot create a
-    second export): the connection could not be opened at all."""
-    if isinstance(exception, ConnectTimeout):
-        return True
-    if isinstance(exception, RequestsConnectionError) and exception.args:
-        reason = getattr(exception.args[0], "reason", exception.args[0])
-        return isinstance(reason, NewConnectionError)
-    return False
 
 
 def download_session(

@@ -22,7 +22,7 @@ from .batch_imports import validate_job_ids
 from .client import require_api_key, resolve_base_url
 from .errors import ConfigurationError
 from .registry import DIALECTS, EXPORT_FORMATS, EXPORT_TYPES, Dialect
-from .request_fields import request_extras
+from .request_fields import CreateFields, create_fields
 from .windows import align_down, format_time, parse_duration, parse_time, parse_window
 
 DEFAULT_LOOKBACK_DAYS = 30
@@ -65,7 +65,7 @@ class Exports:
     segment_ids: tuple[str, ...] | None
     export_types: tuple[str, ...]
     export_format: str
-    request_extras: dict[str, Any]  # optional live-API fields sent with every create request
+    create_fields: CreateFields  # what every create request sends besides the window (request_fields.py)
     max_windows: int = 5000  # per segment and type in one run; 0: no limit
     max_concurrent: int = 8
     creates_per_minute: float = 60.0
@@ -201,7 +201,9 @@ def _exports(v: dict[str, Any]) -> Exports:
         segment_ids=as_list(v["segment_ids"], "segment_ids"),
         export_types=types,
         export_format=export_format,
-        request_extras=request_extras(as_list(v["fields"], "fields"), v["timezone"], v["segment_time_range"]),
+        create_fields=create_fields(
+            as_list(v["fields"], "fields"), v["timezone"], v["segment_time_range"], v["event_scope"]
+        ),
         max_windows=_whole_not_negative(v, "max_windows_per_run"),
         max_concurrent=_at_least_one(v, "max_concurrent_exports"),
         creates_per_minute=_positive(v, "max_creates_per_minute"),

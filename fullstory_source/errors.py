@@ -69,14 +69,20 @@ class FullStoryConnectionError(FullStoryError):
     """FullStory could not be reached, or the connection broke, after every retry."""
 
     def __init__(
-        self, endpoint: str, error: BaseException, context: str = "", maybe_created: bool = False
+        self,
+        endpoint: str,
+        error: BaseException,
+        context: str = "",
+        maybe_created: bool = False,
+        attempts: int | None = None,
     ) -> None:
         where = f" [{context}]" if context else ""
-        text = f"FullStory API {endpoint}{where}: connection failed ({type(error).__name__})."
+        tries = f" after {attempts} attempts" if attempts else ""
+        text = f"FullStory API {endpoint}{where}: connection failed{tries} ({type(error).__name__})."
         if maybe_created:
             text += (
-                " The request may have reached FullStory, so it was not repeated (that could start a"
-                " second export); the window stays pending and the next run exports it."
+                " FullStory may have created exports it could not answer for (orphans, see the"
+                " log); the window stays pending and the next run exports it."
             )
         else:
             text += " Check the network and base_url; the cursor did not move."

@@ -23,10 +23,11 @@ from urllib.parse import quote
 from requests import PreparedRequest, RequestException, Response
 from urllib3.exceptions import HTTPError
 
-from .client import FullStoryClient, redact_url
+from .client import FullStoryClient, path_id, redact_url
 from .errors import ExportFileGoneError, RetryableDownloadError, UnexpectedResponseError
 from .gzipcheck import CHUNK, GzipCheck
 from .registry import Dialect
+from .request_fields import CreateFields
 from .stopping import StoppedError, StopSignal
 from .windows import Window, format_time
 
@@ -65,7 +66,7 @@ class ExportApi:
     dialect: Dialect
     export_format: str
     download_dir: Path
-    extra_body: dict[str, Any] = field(default_factory=dict)
+    create_fields: CreateFields = field(default_factory=CreateFields)
     stop: StopSignal | None = None  # checked between download chunks
 
     def create(self, job: ExportJob) -> str:
@@ -74,7 +75,7 @@ class ExportApi:
             "type": self.dialect.type_name(job.export_type),
             "format": self.dialect.format_names[self.export_format],
             "timeRange": {"start": format_time(job.window.start), "end": format_time(job.window.end)},
-            **self.extra_body,
+            **self.create_fields.for_window(job.export_type, job.window),
         }
         answer = self.client.post("/segments/v1/exports", body, context=str(job))
         operation_id = answer.get("operationId") or answer.get("id") if isinstance(answer, dict) else None
@@ -86,7 +87,7 @@ class ExportApi:
         return str(operation_id)
 
     def operation(self, job: ExportJob, operation_id: str) -> dict[str, Any]:
-        endpoint = f"/operations/v1/{operation_id}"
+        endpoint = f"/operations/v1/{path_id(operation_id)}"
         operation = self.client.get(endpoint, context=str(job))
         if not isinstance(operation, dict) or operation.get("state") not in OPERATION_STATES:
             raise UnexpectedResponseError(
@@ -99,7 +100,7 @@ class ExportApi:
         if results.get("downloadUrl"):
             return str(results["downloadUrl"])
         if results.get("searchExportId"):
-            endpoint = f"/search/v1/exports/{results['searchExportId']}/results"
+            endpoint = f"/search/v1/exports/{path_id(str(results['searchExportId']))}/results"
             answer = self.client.get(endpoint, context=str(job))
             if isinstance(answer, dict) and answer.get("location"):
                 return str(answer["location"])

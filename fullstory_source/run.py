@@ -60,6 +60,8 @@ class ExportRun:
         self.backfill_id = backfill.id(config.windows.window) if backfill else None
         self._lock = threading.Lock()  # the resources start at the same time
         self._segments_lock = threading.Lock()
+        self._configured_lock = threading.Lock()
+        self._configured: list[dict[str, Any]] | None = None
         self._started: Started | None = None
         self._producers = 0
 
@@ -75,19 +77,39 @@ class ExportRun:
         started = self.start()
         with self._segments_lock:
             if started.segment_ids is None:
-                known = tuple(str(s["id"]) for page in self.segment_pages() for s in page)
-                wanted = self.config.exports.segment_ids or known
-                unknown = [s for s in wanted if s not in known]
-                if unknown:
-                    raise ConfigurationError(
-                        f"unknown segment id(s) {unknown}: this API key sees {len(known)} segments; "
-                        "`fullstory-pipeline segments` lists them"
-                    )
+                wanted = self.config.exports.segment_ids
+                if wanted:
+                    self._configured_segments()
+                else:
+                    wanted = tuple(str(s["id"]) for page in self.segment_pages() for s in page)
                 started.segment_ids = wanted
             return started.segment_ids
 
     def segment_pages(self) -> Iterator[list[dict[str, Any]]]:
-        return self.start().client.segment_pages(self.config.connection.dialect.segments_cursor_param)
+        """The `segments` table: the configured segments, else every segment the key sees."""
+        if self.config.exports.segment_ids:
+            yield self._configured_segments()
+            return
+        yield from self.start().client.segment_pages(self.config.connection.dialect.segments_cursor_param)
+
+    def _configured_segments(self) -> list[dict[str, Any]]:
+        """Each configured segment with `GET /segments/v1/{id}`: paging every segment of a large
+        org runs into 429 (FullStory's own CLI has `--skip` for that). Fetched once."""
+        with self._configured_lock:
+            if self._configured is None:
+                client = self.start().client
+                found = {
+                    segment_id: client.get_segment(segment_id)
+                    for segment_id in self.config.exports.segment_ids or ()
+                }
+                unknown = [segment_id for segment_id, segment in found.items() if segment is None]
+                if unknown:
+                    raise ConfigurationError(
+                        f"unknown segment id(s) {unknown}: FullStory answered 404 for them; "
+                        "`fullstory-pipeline segments` lists the segments this API key can see"
+                    )
+                self._configured = [segment for segment in found.values() if segment is not None]
+            return self._configured
 
     def lazy_client(self) -> Any:
         """The API client, for resources built now and extracted later (batch imports)."""
@@ -135,7 +157,7 @@ class ExportRun:
             c.connection.dialect,
             c.exports.export_format,
             download_dir,
-            c.exports.request_extras,
+            c.exports.create_fields,
             stop,
         )
         services = ExportServices(
@@ -168,6 +190,6 @@ class ExportRun:
             "base_url": self.config.connection.base_url,
             "api_flavor": self.config.connection.dialect.name,
             "format": self.config.exports.export_format,
-            **self.config.exports.request_extras,
+            **self.config.exports.create_fields.identity(),
         }
         return OperationJournal(directory, json.dumps(request, sort_keys=True))

@@ -17,6 +17,7 @@ in one load package, so it never runs ahead of what the destination holds.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import dlt
 from dlt.sources import DltResource
@@ -43,7 +44,7 @@ def fullstory_source(
     start_date: str | None = None,
     end_date: str | None = None,
     window: str = "1d",
-    export_delay: str = "3h",
+    export_delay: str = "24h",
     lookback: str = "0",
     max_windows_per_run: int = 5000,
     max_concurrent_exports: int = 8,
@@ -60,7 +61,8 @@ def fullstory_source(
     download_dir: str | None = None,
     fields: list[str] | None = None,
     timezone: str | None = None,
-    segment_time_range: dict[str, str] | None = None,
+    segment_time_range: Any = "all",
+    event_scope: str | None = "SCOPE_SESSIONS",
     batch_import_job_ids: list[str] | None = None,
     batch_import_include_schema: bool = False,
     batch_import_wait_timeout: float = 600.0,

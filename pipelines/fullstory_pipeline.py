@@ -5,6 +5,7 @@
     fullstory-pipeline status
     fullstory-pipeline demo
     fullstory-pipeline segments
+    fullstory-pipeline models
 
 Exit codes: 0 all windows loaded; 1 some windows failed (the rest loaded, see the summary);
 2 bad input (nothing was loaded).
@@ -47,6 +48,7 @@ from fullstory_source.windows import format_time, parse_time
 
 from .config_errors import describe_config_error
 from .duckdb_memory import duckdb_memory
+from .models import add_models_parser
 from .progress import ProgressDisplay, make_console, setup_logging
 from .run_lock import pipeline_lock
 from .status import resource_states, status_lines
@@ -305,7 +307,8 @@ def demo_locked(database: Path) -> int:
 
     for stale in (database, database.with_name(database.name + ".wal")):
         stale.unlink(missing_ok=True)
-    with Sandbox(api_key="demo-key", flavor="live", operation_polls=2) as sandbox:
+    # 60 events an hour: sessions of a dozen events over several pages for the models (make demo)
+    with Sandbox(api_key="demo-key", flavor="live", operation_polls=2, events_per_hour=60) as sandbox:
         print(f"FullStory sandbox listening on {sandbox.base_url}")
         pipeline = dlt.pipeline(
             pipeline_name=DEMO_PIPELINE,
@@ -423,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_args(run)
     run.add_argument("--start", help="first window start when no cursor exists yet (RFC 3339)")
     run.add_argument("--end", help="last window end instead of now minus export delay (RFC 3339)")
-    run.add_argument("--export-delay", help="windows end no later than now minus this (default 3h)")
+    run.add_argument("--export-delay", help="windows end no later than now minus this (default 24h)")
     run.add_argument(
         "--lookback", help="also re-export loaded windows ending within this of the newest (e.g. 24h)"
     )
@@ -472,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_connection_args(segments)
     segments.set_defaults(handler=cmd_segments)
+
+    add_models_parser(commands, add_pipeline_args)
     return parser
 
 

@@ -113,6 +113,9 @@ def test_a_full_export_holds_exactly_the_rows_of_the_window(
         "type": dialect.type_name(export_type),
         "format": dialect.format_names["json"],
         "timeRange": {"start": WINDOW_TEXTS[0], "end": WINDOW_TEXTS[1]},
+        # membership over all time, whole sessions (request_fields.py)
+        "segmentTimeRange": {"start": "", "end": ""},
+        **({"eventDetails": {"scope": "SCOPE_SESSIONS"}} if export_type == "events" else {}),
     }
 
 

@@ -59,16 +59,16 @@ Setup = Callable[[Sandbox], None]
 FAULTS: dict[str, Setup] = {
     "429 storm with Retry-After": lambda sb: [
         sb.faults.add(Fault(endpoint, status=429, times=2, retry_after=1))
-        for endpoint in ("segments", "create", "operation", "link")
+        for endpoint in ("segment", "create", "operation", "link")
     ],
     "500 and 503": lambda sb: [
         sb.faults.add(Fault(endpoint, status=status, times=2))
-        for endpoint in ("segments", "operation", "link", "download")
+        for endpoint in ("segment", "create", "operation", "link", "download")
         for status in (500, 503)
     ],
     "connection resets": lambda sb: [
         sb.faults.add(Fault(endpoint, status=0, times=2))
-        for endpoint in ("segments", "operation", "download")
+        for endpoint in ("segment", "create", "operation", "download")
     ],
     "truncated download": lambda sb: sb.faults.truncate_downloads(times=2),
     "corrupt download": lambda sb: sb.faults.corrupt_downloads(times=2),
@@ -141,7 +141,8 @@ def test_one_unreadable_export_fails_only_its_window_and_is_exported_again(
 def test_a_429_storm_beyond_the_budget_fails_clearly(
     live_sandbox: Sandbox, database: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    live_sandbox.faults.add(Fault("segments", status=429, times=50, retry_after=1))
+    # a configured segment is read with GET /segments/v1/{id} ("segment"), not the list
+    live_sandbox.faults.add(Fault("segment", status=429, times=50, retry_after=1))
     os.environ["SOURCES__FULLSTORY__MAX_ATTEMPTS"] = "2"
     try:
         assert main([*RUN, "--base-url", live_sandbox.base_url]) == 1

@@ -55,12 +55,17 @@ def test_sdist_and_wheel_pass_twine_check(dist: Path) -> None:
 def test_wheel_holds_the_packages_and_nothing_else(dist: Path) -> None:
     (wheel,) = dist.glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
-        top = {name.split("/")[0] for name in archive.namelist()}
+        names = archive.namelist()
+        top = {name.split("/")[0] for name in names}
         metadata = archive.read(f"fullstory_dlt-{VERSION}.dist-info/METADATA").decode()
         entry_points = archive.read(f"fullstory_dlt-{VERSION}.dist-info/entry_points.txt").decode()
-    assert top == {"fullstory_source", "fullstory_sandbox", "pipelines", f"fullstory_dlt-{VERSION}.dist-info"}
+    packages = {"fullstory_source", "fullstory_sandbox", "pipelines", "fullstory_analytics"}
+    assert top == packages | {f"fullstory_dlt-{VERSION}.dist-info"}
+    # the dbt project ships inside the package (`fullstory-pipeline models`)
+    assert {"fullstory_analytics/dbt_project.yml", "fullstory_analytics/models/sessions.sql",
+            "fullstory_analytics/profiles/profiles.yml"} <= set(names)  # fmt: skip
     assert "fullstory-pipeline = pipelines.fullstory_pipeline:main" in entry_points
-    for extra in ("bigquery", "snowflake", "motherduck"):
+    for extra in ("bigquery", "snowflake", "motherduck", "models", "models-bigquery", "models-snowflake"):
         assert f"Provides-Extra: {extra}" in metadata
 
 
