@@ -9,6 +9,7 @@ steps in between only with `-v` (DEBUG). The command prints the summary after ei
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import TextIO
 
@@ -44,13 +45,25 @@ def make_console(stream: TextIO | None = None) -> Console:
 
 _stderr_console: Console | None = None
 
+# Every write to the console while the live display is on goes through this lock. rich positions
+# the cursor for a print from the display's last height, read under its own lock but written out
+# after it: a log line from a worker thread racing a redraw made the cursor climb past the display
+# and erase log lines above it (seen under load, 5 of 8 outcome lines left).
+_OUTPUT_LOCK = threading.RLock()
+
+
+class _SerializedRichHandler(RichHandler):
+    def emit(self, record: logging.LogRecord) -> None:
+        with _OUTPUT_LOCK:
+            super().emit(record)
+
 
 def log_handler(console: Console, verbose: bool) -> logging.Handler:
     """On a terminal, log through rich so that lines print above the live display instead of
     through it; elsewhere plain timestamped lines. Without -v only the command's own lines
     and warnings/errors pass."""
     if console.is_terminal:
-        handler: logging.Handler = RichHandler(
+        handler: logging.Handler = _SerializedRichHandler(
             console=console, show_path=False, markup=False, rich_tracebacks=False, log_time_format="[%X]"
         )
         handler.setFormatter(logging.Formatter("%(message)s"))  # time and level are columns
@@ -85,25 +98,42 @@ class ProgressDisplay:
         self.interactive = self.console.is_terminal if interactive is None else interactive
         self._logged: dict[ExportJob, tuple[str, float]] = {}
         self._live: Live | None = None
+        self._stop_ticking = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def __enter__(self) -> ProgressDisplay:
         if self.interactive:
-            # transient: the outcome lines above it and the summary after it are what stays
+            # transient: the outcome lines above it and the summary after it are what stays.
+            # Our own ticker rather than rich's refresh thread, so that redraws take _OUTPUT_LOCK.
             self._live = Live(
-                console=self.console, get_renderable=self.render, refresh_per_second=4, transient=True
+                console=self.console, get_renderable=self.render, auto_refresh=False, transient=True
             )
-            self._live.start()
+            with _OUTPUT_LOCK:
+                self._live.start(refresh=True)
+            self._stop_ticking.clear()
+            self._ticker = threading.Thread(target=self._tick, name="progress-display", daemon=True)
+            self._ticker.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._ticker is not None:
+            self._stop_ticking.set()
+            self._ticker.join()
+            self._ticker = None
         if self._live is not None:
-            self._live.stop()
+            with _OUTPUT_LOCK:
+                self._live.stop()
             self._live = None
+
+    def _tick(self) -> None:
+        while not self._stop_ticking.wait(0.25):
+            self.refresh()
 
     def refresh(self) -> None:
         """Redraw now rather than at the next tick."""
-        if self._live is not None:
-            self._live.refresh()
+        with _OUTPUT_LOCK:
+            if self._live is not None:
+                self._live.refresh()
 
     def __call__(self, event: ExportEvent) -> None:
         job, live = event.job, self.report.live[event.job]
