@@ -24,9 +24,11 @@ from requests import RequestException, Response
 
 from .create_retry import CreateRetry
 from .errors import ConfigurationError, FullStoryAPIError, FullStoryConnectionError, UnexpectedResponseError
+from .paging import TokenPaginator, token_pages
 
 logger = logging.getLogger(__name__)
 
+SEGMENT_TOKEN_FIELDS = ("nextPaginationToken", "next_pagination_token", "pagination_token")
 REGION_URLS = {"us": "https://api.fullstory.com", "eu1": "https://api.eu1.fullstory.com"}
 
 
@@ -240,30 +242,19 @@ class FullStoryClient:
     def paginate(
         self, path: str, items_key: str, cursor_param: str, params: dict[str, Any]
     ) -> Iterator[list[dict[str, Any]]]:
-        """Token paging in both shapes: the spec answers `pagination_token`, the live API
-        `nextPaginationToken`. Stops on an empty token, and on a repeated one (a server bug
-        would otherwise page forever)."""
-        query = dict(params)
-        seen: set[str] = set()
-        while True:
+        """The `items_key` list of every page (paging.py). The next token: today's docs say
+        nextPaginationToken, an older docs page next_pagination_token, the spec
+        pagination_token (docs/fullstory-api.md)."""
+
+        def fetch(query: dict[str, Any]) -> dict[str, Any]:
             body = self.get(path, params=query)
             if not isinstance(body, dict) or not isinstance(body.get(items_key, []), list):
                 raise UnexpectedResponseError(f"GET {path}", f"an object with a '{items_key}' list", body)
+            return body
+
+        paginator = TokenPaginator(SEGMENT_TOKEN_FIELDS, cursor_param)
+        for body in token_pages(fetch, paginator, params, f"GET {path}"):
             yield body.get(items_key, [])
-            # today's docs: nextPaginationToken; an older docs page: next_pagination_token; the spec:
-            # pagination_token (docs/fullstory-api.md)
-            token = (
-                body.get("nextPaginationToken")
-                or body.get("next_pagination_token")
-                or body.get("pagination_token")
-            )
-            if not token:
-                return
-            if token in seen:
-                logger.warning("GET %s repeated pagination token %r; stopping", path, token)
-                return
-            seen.add(token)
-            query[cursor_param] = token
 
     def segment_pages(self, cursor_param: str) -> Iterator[list[dict[str, Any]]]:
         return self.paginate("/segments/v1", "segments", cursor_param, {"limit": 100})

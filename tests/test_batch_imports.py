@@ -152,7 +152,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     """Most tests read one load: a pipeline run costs most of a second, whatever it holds."""
     workdir = tmp_path_factory.mktemp("batch")
     capture = _Capture()
-    logger = logging.getLogger("fullstory_source.batch_imports")
+    logger = logging.getLogger("fullstory_source")  # batch_*.py and paging.py log below it
     with pytest.MonkeyPatch.context() as patch, Sandbox(api_key=API_KEY, workdir=str(workdir / "sb")) as sb:
         patch.setenv("DLT_DATA_DIR", str(workdir / "dlt"))
         sb.batch_jobs.add("lagging", imports=4, results_lag=3)

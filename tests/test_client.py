@@ -6,10 +6,19 @@ import time
 from typing import Any
 
 import pytest
+from dlt.sources.helpers.rest_client import RESTClient
+from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 
 from fullstory_sandbox import DEFAULT_SEGMENTS, Fault, Sandbox
 from fullstory_source import ConfigurationError, FullStoryAPIError
-from fullstory_source.client import FullStoryClient, check_base_url, redact_url, resolve_base_url
+from fullstory_source.client import (
+    SEGMENT_TOKEN_FIELDS,
+    FullStoryClient,
+    check_base_url,
+    redact_url,
+    resolve_base_url,
+)
+from fullstory_source.paging import TokenPaginator
 from fullstory_source.registry import DIALECTS
 
 from .support import API_KEY, stub_server
@@ -272,6 +281,17 @@ def test_segment_pages_helper_lists_everything(sandbox: Sandbox) -> None:
     cursor_param = DIALECTS[sandbox.flavor].segments_cursor_param
     segments = [s for page in client(sandbox).segment_pages(cursor_param) for s in page]
     assert segments == DEFAULT_SEGMENTS
+
+
+def test_the_paginator_also_drives_dlts_own_rest_client(sandbox: Sandbox) -> None:
+    """TokenPaginator is a dlt paginator: dlt's RESTClient.paginate pages with it as we do."""
+    cursor_param = DIALECTS[sandbox.flavor].segments_cursor_param
+    auth = APIKeyAuth(name="Authorization", api_key=f"Basic {API_KEY}")
+    rest = RESTClient(sandbox.base_url, auth=auth)
+    paginator = TokenPaginator(SEGMENT_TOKEN_FIELDS, cursor_param)
+    pages = list(rest.paginate(SEGMENTS, params={"limit": 1}, paginator=paginator, data_selector="segments"))
+    assert [[s["id"] for s in page] for page in pages] == [[s["id"]] for s in DEFAULT_SEGMENTS]
+    assert paginator.repeated is None
 
 
 def test_a_repeated_token_stops_paging() -> None:
