@@ -51,7 +51,7 @@ def timed_run(sandbox: Sandbox, workdir: Path, segments: list[str], types: list[
     pipeline.run(source.with_resources(*types, "export_runs"))
     elapsed = time.perf_counter() - started
     assert not report.failures, report.failures
-    return elapsed, len(report.loaded)
+    return elapsed, report.windows_loaded
 
 
 def main() -> None:

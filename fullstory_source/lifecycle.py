@@ -11,6 +11,7 @@ Production and the tests run exactly this path.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -91,10 +92,19 @@ class WindowExport:
         except FullStoryError as error:
             self.error = error
         except Exception as error:  # a bug or an unexpected library error: report it with the job
-            self.error = FullStoryError(f"export of {self.job} failed unexpectedly: {error!r}")
+            self.error = FullStoryError(self._unexpected(error))
             self.error.__cause__ = error
         self.seconds = time.monotonic() - started
         return self
+
+    def _unexpected(self, error: Exception) -> str:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return (
+                f"export of {self.job}: the disk is full ({error.filename or 'download directory'}): "
+                "free space, or set download_dir (SOURCES__FULLSTORY__DOWNLOAD_DIR) to a larger disk, "
+                "and run again; the window is held until then"
+            )
+        return f"export of {self.job} failed unexpectedly: {error!r}"
 
     def _resume(self) -> dict[str, Any] | None:
         """The operation an interrupted run created for this window, if it can still be used.

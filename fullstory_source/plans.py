@@ -18,7 +18,7 @@ the newest window: FullStory keeps adding late events to them for a while.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,25 +43,37 @@ class Backfill:
         return f"{format_time(self.start)}/{format_time(self.end)}/{int(window.total_seconds())}s"
 
 
-def pending_windows(cursor: str | None, settings: Windows, newest: datetime) -> list[Window]:
-    """Windows after the cursor (or from `start_date` when there is none) up to `newest`.
+def pending_windows(cursor: str | None, settings: Windows, newest: datetime) -> Iterator[Window]:
+    """Windows after the cursor (or from `start_date` when there is none) up to `newest`,
+    generated as they are asked for: a start decades back is a long iterator, not a long list.
 
     A cursor off the current grid (the `window` setting changed since the last run) first gets
     a bridging window up to the next grid line, so nothing is skipped or exported twice."""
     if cursor is None:
-        return list(grid_windows(settings.start_date, newest, settings.window))
+        yield from grid_windows(settings.start_date, newest, settings.window)
+        return
     start = parse_time(cursor, "cursor")
     grid_start = align_up(start, settings.window)
-    bridge = [Window(start, grid_start)] if start < grid_start <= newest else []
-    return bridge + list(grid_windows(grid_start, newest, settings.window))
+    if start < grid_start <= newest:
+        yield Window(start, grid_start)
+    yield from grid_windows(grid_start, newest, settings.window)
 
 
 def _key(window: Window) -> str:
     return f"{format_time(window.start)}/{format_time(window.end)}"
 
 
+def _window_of(key: str) -> Window:
+    start, end = key.split("/")
+    return Window(parse_time(start, "window start"), parse_time(end, "window end"))
+
+
 class WindowPlan:
-    """The jobs of one export type for this run, and the bookkeeping as they finish."""
+    """The jobs of one export type for this run, and the bookkeeping as they finish.
+
+    Nothing here is proportional to the number of windows a run spans: jobs are generated as
+    the pool takes them, and finishing a window moves the cursor by arithmetic on the grid.
+    What is held are the windows finished beyond a gap (as the state holds them anyway)."""
 
     def __init__(
         self,
@@ -74,51 +86,76 @@ class WindowPlan:
         now: datetime | None = None,
     ) -> None:
         self.export_type = export_type
+        self.backfill = backfill
+        self._settings = settings
+        self._newest = newest
         self._now = now or datetime.now(UTC)
+        self._segment_ids = list(segment_ids)
         self.cursors: dict[str, str] = state.setdefault("cursors", {})
         self.loaded_ahead: dict[str, list[str]] = state.setdefault("loaded_ahead", {})
-        self.backfill = backfill
-        self._windows: dict[str, list[Window]] = {}
+        # where the plan starts: the cursors move while the pool is still taking jobs
+        self._planned_from = dict(self.cursors)
+        # finished windows the cursor has not passed yet; and those an earlier run finished,
+        # which this run skips (a separate set: the cursor may pass them before they come up)
         self._finished: dict[str, set[Window]] = {s: set() for s in segment_ids}
+        self._skip: dict[str, frozenset[Window]] = {}
         self._refresh: dict[str, list[Window]] = {s: [] for s in segment_ids}
         self._rows: dict[str, dict[str, int]] | None = None
         self._done: dict[str, list[str]] | None = None
         if backfill is None:
-            self._plan_scheduled(state, settings, segment_ids, newest)
+            self._plan_scheduled(state, settings, newest)
         else:
-            self._plan_backfill(state, settings, segment_ids, backfill)
-        self.jobs = [
-            ExportJob(segment, export_type, window)
-            for segment, windows in self._refresh.items()
-            for window in windows
-        ] + [
-            ExportJob(segment, export_type, window)
-            for segment, windows in self._windows.items()
-            for window in windows
-            if window not in self._finished[segment]
-        ]
+            self._plan_backfill(state, settings, backfill)
 
-    def _plan_scheduled(
-        self, state: dict[str, Any], settings: Windows, segment_ids: Sequence[str], newest: datetime
-    ) -> None:
+    def jobs(self) -> Iterator[ExportJob]:
+        """The refreshes first, then each segment's windows in time order, as they are asked for."""
+        for segment, windows in self._refresh.items():
+            for window in windows:
+                yield ExportJob(segment, self.export_type, window)
+        for segment in self._segment_ids:
+            skip = self._skip[segment]
+            for window in self._windows(segment):
+                if window not in skip:
+                    yield ExportJob(segment, self.export_type, window)
+
+    def _windows(self, segment: str) -> Iterator[Window]:
+        if self.backfill is not None:
+            return grid_windows(self.backfill.start, self.backfill.end, self._settings.window)
+        return pending_windows(self._planned_from.get(segment), self._settings, self._newest)
+
+    def _plan_scheduled(self, state: dict[str, Any], settings: Windows, newest: datetime) -> None:
         """New windows after each cursor, and with `lookback` the loaded ones to refresh."""
         horizon = newest - settings.lookback
         if settings.lookback:
             self._rows = state.setdefault("window_rows", {})
         # loaded windows only: none before the first window scheduled runs export
         first = align_down(settings.start_date, settings.window)
-        for segment in segment_ids:
+        for segment in self._segment_ids:
             cursor = self.cursors.get(segment)
             if cursor is None:
                 self._check_initial_start(segment, settings)
-            self._windows[segment] = pending_windows(cursor, settings, newest)
-            ahead = set(self.loaded_ahead.get(segment, []))
-            self._finished[segment] = {w for w in self._windows[segment] if _key(w) in ahead}
+            ahead = {_window_of(key) for key in self.loaded_ahead.get(segment, [])}
+            self._finished[segment] = {w for w in ahead if self._is_planned(segment, w)}
+            self._skip[segment] = frozenset(self._finished[segment])
             if settings.lookback and cursor:
                 loaded = grid_windows(max(horizon, first), parse_time(cursor, "cursor"), settings.window)
                 self._refresh[segment] = [w for w in loaded if w.end > horizon and w.start >= first]
             if self._rows is not None:
                 self._prune_rows(segment, horizon)
+
+    def _is_planned(self, segment: str, window: Window) -> bool:
+        """Whether `window` is one of the segment's pending windows, without listing them."""
+        cursor = self._planned_from.get(segment)
+        if cursor is None:
+            first = align_down(self._settings.start_date, self._settings.window)
+        else:
+            first = parse_time(cursor, "cursor")
+        return first <= window.start and window.end <= self._newest and window == self._next(window.start)
+
+    def _next(self, position: datetime) -> Window:
+        """The window that starts at `position`: up to the next grid line (a bridge when
+        `position` is off the grid)."""
+        return Window(position, align_down(position, self._settings.window) + self._settings.window)
 
     def _check_initial_start(self, segment: str, settings: Windows) -> None:
         end = settings.end_date or self._now - settings.export_delay
@@ -132,9 +169,7 @@ class WindowPlan:
                 f"start, but {error}"
             ) from None
 
-    def _plan_backfill(
-        self, state: dict[str, Any], settings: Windows, segment_ids: Sequence[str], backfill: Backfill
-    ) -> None:
+    def _plan_backfill(self, state: dict[str, Any], settings: Windows, backfill: Backfill) -> None:
         """Every grid window of the range not finished by an earlier run of the same backfill."""
         record = state.setdefault("backfills", {}).setdefault(
             backfill.id(settings.window),
@@ -149,13 +184,13 @@ class WindowPlan:
         if backfill.force:
             record["done"] = {}
         self._done = record["done"]
-        every = list(grid_windows(backfill.start, backfill.end, settings.window))
-        record["windows"] = len(every)
-        record["segments"] = sorted(set(record.get("segments", [])) | set(segment_ids))
-        for segment in segment_ids:
-            done = set(self._done.get(segment, []))
-            self._windows[segment] = every
-            self._finished[segment] = {w for w in every if format_time(w.start) in done}
+        first = align_down(backfill.start, settings.window)
+        record["windows"] = max(0, (backfill.end - first) // settings.window)
+        record["segments"] = sorted(set(record.get("segments", [])) | set(self._segment_ids))
+        for segment in self._segment_ids:
+            starts = (parse_time(start, "window start") for start in self._done.get(segment, []))
+            self._finished[segment] = {Window(s, s + settings.window) for s in starts}
+            self._skip[segment] = frozenset(self._finished[segment])
 
     def kind(self, job: ExportJob) -> str:
         """'backfill', 'refresh' (a loaded window exported again for late data) or 'new'."""
@@ -176,24 +211,22 @@ class WindowPlan:
                 delta = rows - before
         if self.kind(job) == "refresh":
             return delta
-        self._finished[segment].add(job.window)
+        finished = self._finished[segment]
+        finished.add(job.window)
         if self._done is not None:
             self._done.setdefault(segment, []).append(format_time(job.window.start))
             self._advance_existing_cursor(segment)
             return None
         cursor = self.cursors.get(segment)
-        for window in self._windows[segment]:
-            if cursor is not None and window.end <= parse_time(cursor, "cursor"):
-                continue
-            if window not in self._finished[segment]:
-                break
-            cursor = format_time(window.end)
-        if cursor is not None:
-            self.cursors[segment] = cursor
-        position = parse_time(cursor, "cursor") if cursor else None
-        ahead = sorted(_key(w) for w in self._finished[segment] if position is None or w.start >= position)
-        if ahead:
-            self.loaded_ahead[segment] = ahead
+        first = align_down(self._settings.start_date, self._settings.window)
+        position = parse_time(cursor, "cursor") if cursor else first
+        while (window := self._next(position)) in finished:
+            finished.discard(window)  # passed: the cursor stands for it now
+            position = window.end
+        if position != (parse_time(cursor, "cursor") if cursor else first):
+            self.cursors[segment] = format_time(position)
+        if finished:
+            self.loaded_ahead[segment] = sorted(_key(w) for w in finished)
         else:
             self.loaded_ahead.pop(segment, None)
         return None
@@ -209,12 +242,17 @@ class WindowPlan:
         """A backfill moves a scheduled cursor only forward, and only over windows it loaded
         without a gap from the cursor on. It never creates one: the scheduled runs start
         where their own configuration says."""
-        if segment not in self.cursors:
+        if segment not in self.cursors or self.backfill is None:
             return
         position = parse_time(self.cursors[segment], "cursor")
-        for window in self._windows[segment]:
-            if window.start <= position < window.end and window in self._finished[segment]:
-                position = window.end
+        step = self._settings.window
+        while True:
+            start = align_down(position, step)
+            window = Window(start, start + step)
+            inside = self.backfill.start <= start and window.end <= self.backfill.end
+            if not (inside and window in self._finished[segment]):
+                break
+            position = window.end
         self.cursors[segment] = format_time(position)
 
 

@@ -25,12 +25,23 @@ class LiveState:
 
 @dataclass
 class RunReport:
-    outcomes: list[WindowOutcome] = field(default_factory=list)
-    live: dict[ExportJob, LiveState] = field(default_factory=dict)
+    """Sums, not lists, for the windows that loaded: a run of hundreds of thousands of windows
+    (`--yes`) keeps this small. Failures and refreshes are kept whole: the summary lists them."""
+
+    windows_loaded: int = 0
+    rows_loaded: int = 0
+    bytes_downloaded: int = 0
+    failures: list[WindowOutcome] = field(default_factory=list)
+    refreshed: list[WindowOutcome] = field(default_factory=list)
+    live: dict[ExportJob, LiveState] = field(default_factory=dict)  # the exports in flight
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __call__(self, event: ExportEvent) -> None:
         with self._lock:
+            if event.outcome is not None:
+                self.live.pop(event.job, None)
+                self._count(event.outcome)
+                return
             live = self.live.setdefault(event.job, LiveState(event.state))
             live.state = event.state
             if event.percent is not None:
@@ -39,13 +50,13 @@ class RunReport:
                 live.rows = event.rows
             if event.bytes_downloaded is not None:
                 live.bytes_downloaded = event.bytes_downloaded
-            if event.outcome is not None:
-                self.outcomes.append(event.outcome)
 
-    @property
-    def loaded(self) -> list[WindowOutcome]:
-        return [o for o in self.outcomes if o.status == "loaded"]
-
-    @property
-    def failures(self) -> list[WindowOutcome]:
-        return [o for o in self.outcomes if o.status == "failed"]
+    def _count(self, outcome: WindowOutcome) -> None:
+        if outcome.status == "failed":
+            self.failures.append(outcome)
+            return
+        self.windows_loaded += 1
+        self.rows_loaded += outcome.rows
+        self.bytes_downloaded += outcome.bytes_downloaded
+        if outcome.kind == "refresh":
+            self.refreshed.append(outcome)

@@ -66,7 +66,7 @@ def export_windows(export_type: str, run: ExportRun) -> Iterator[Any]:
             run.backfill,
         )
         load_id = dlt.current.load_package_state()["load_id"]
-        work = (WindowExport(job, started.services, load_id) for job in plan.jobs)  # as the pool asks
+        work = (WindowExport(job, started.services, load_id) for job in plan.jobs())  # as the pool asks
         for export in started.pool.run(WindowExport.fetch, work):
             started.services.stop.check()  # stopping: record nothing, load nothing of this run
             yield from _finish(export, plan, run)

@@ -79,27 +79,26 @@ class RunSummary:
         return bool(self.report.failures)
 
     def lines(self) -> list[str]:
-        loaded = self.report.loaded
+        report = self.report
         out = ["", "Summary"]
         if self.finished_pending:
             out.append("  finished a load package left pending by an earlier run")
         for table, count in sorted(self.rows.items()):
             out.append(f"  {table:<12} {count:>10,} rows")
         out.append(
-            f"  windows      {len(loaded):>10,} loaded"
-            + (f", {len(self.report.failures)} failed" if self.report.failures else "")
+            f"  windows      {report.windows_loaded:>10,} loaded"
+            + (f", {len(report.failures)} failed" if report.failures else "")
         )
-        refreshed = [o for o in loaded if o.kind == "refresh"]
-        if refreshed:
-            late = sum(o.rows_delta or 0 for o in refreshed)
+        if report.refreshed:
+            late = sum(o.rows_delta or 0 for o in report.refreshed)
             out.append(
-                f"               {len(loaded) - len(refreshed):>10,} new, {len(refreshed)} refreshed "
-                f"({late:+,} rows arrived late)"
+                f"               {report.windows_loaded - len(report.refreshed):>10,} new, "
+                f"{len(report.refreshed)} refreshed ({late:+,} rows arrived late)"
             )
-            for outcome in refreshed:
+            for outcome in report.refreshed:
                 if outcome.rows_delta:
                     out.append(f"    refreshed {outcome.job}: {outcome.rows_delta:+,} rows")
-        out.append(f"  downloaded   {sum(o.bytes_downloaded for o in loaded):>10,} bytes")
+        out.append(f"  downloaded   {report.bytes_downloaded:>10,} bytes")
         out.append(f"  time         {self.seconds:>10.1f} s")
         for failure in self.report.failures:
             out.append(f"  FAILED {failure.job}: {failure.error}")
@@ -535,9 +534,9 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     except (FullStoryError, PipelineStepFailed) as error:
         cause = root_cause(error)
-        print(f"error: {cause}", file=sys.stderr)
         if not isinstance(cause, FullStoryError):
-            raise
+            raise  # a stop signal (main says it in one line), or a bug: its traceback
+        print(f"error: {cause}", file=sys.stderr)
         return 2 if isinstance(cause, ConfigurationError) else 1
 
 

@@ -136,10 +136,11 @@ class ProgressDisplay:
                 self._live.refresh()
 
     def __call__(self, event: ExportEvent) -> None:
-        job, live = event.job, self.report.live[event.job]
         if event.outcome is not None:
+            self._logged.pop(event.job, None)
             self._outcome(event)
             return
+        job, live = event.job, self.report.live[event.job]
         # the steps between: at most one line per state, and progress every 30 s
         last_state, last_time = self._logged.get(job, ("", 0.0))
         now = time.monotonic()
@@ -169,8 +170,8 @@ class ProgressDisplay:
     def render(self) -> RenderableType:
         live = dict(self.report.live)
         states = [v.state for v in live.values()]
-        done, failed = states.count("Completed"), states.count("Failed")
-        rows = sum(v.rows for v in live.values())
+        done, failed = self.report.windows_loaded, len(self.report.failures)
+        rows = self.report.rows_loaded + sum(v.rows for v in live.values())
         header = Text.assemble(
             ("exports ", "bold"),
             f"{done} done",

@@ -273,6 +273,7 @@ def test_ctrl_c_or_sigterm_stops_at_once_with_one_line_and_the_next_run_resumes(
         process.kill()
     assert process.returncode == 128 + signal_number, out[-3000:]
     assert "Traceback" not in out and "generator already executing" not in out, out[-3000:]
+    assert "error:" not in out and "KeyboardInterrupt" not in out, out[-3000:]  # the one line below only
     assert out.strip().splitlines()[-1] == (
         f"stopped by {signal.Signals(signal_number).name}: nothing of this run's extract was committed; "
         "the next run resumes the exports in flight and finishes any load left pending"
@@ -315,6 +316,46 @@ def test_kill_9_while_downloading_resumes_the_same_operations(
     assert_exact(live_sandbox, database)
     assert creates_per_window(live_sandbox) == dict.fromkeys(WINDOW_STARTS, 1)
     assert download_dirs(env) == []  # removed: the killed run's and this run's
+
+
+# The download directory on a tmpfs of its own, 64 kB, in a mount namespace the test makes with
+# unshare (no privileges needed): the command meets a real ENOSPC from the kernel. The script
+# reports what is left on that disk after the command, before the namespace goes.
+FULL_DISK = """
+mount -t tmpfs -o size=64k fullstory-test "$1" || exit 97
+disk="$1"; shift
+"$@"; code=$?
+used=$(df --output=used -k "$disk" | tail -1 | tr -d ' ')
+echo "left on the full disk: $(ls -A "$disk" | wc -l) entries, $used kB"
+exit $code
+"""
+
+
+def test_a_full_disk_fails_its_windows_cleans_up_and_the_next_run_is_exact(
+    tmp_path: Path, database: Path, env: dict[str, str]
+) -> None:
+    downloads = Path(env["SOURCES__FULLSTORY__DOWNLOAD_DIR"])
+    downloads.mkdir(parents=True)
+    with Sandbox(api_key=API_KEY, flavor="live", events_per_hour=400, workdir=str(tmp_path / "sb")) as sb:
+        command = [sys.executable, "-m", "pipelines.fullstory_pipeline", *RUN, "--base-url", sb.base_url]
+        result = subprocess.run(
+            ["unshare", "--user", "--map-root-user", "--mount",
+             "sh", "-c", FULL_DISK, "sh", str(downloads), *command],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-3000:]
+        assert result.stdout.strip().splitlines()[-1] == "left on the full disk: 0 entries, 0 kB"
+        full = [line for line in result.stderr.splitlines() if "FAILED" in line]
+        assert len(full) == 4 and all(
+            "the disk is full" in line and "DOWNLOAD_DIR" in line for line in full
+        ), full
+        assert "Traceback" not in result.stderr
+        assert creates_per_window(sb) == dict.fromkeys(WINDOW_STARTS, 1)
+        assert query(database, "SELECT count(*) FROM fullstory.export_runs WHERE status = 'Failed'") == [(4,)]
+
+        assert main([*RUN, "--base-url", sb.base_url]) == 0  # the disk has room again
+        assert_exact(sb, database)
+        assert download_dirs(env) == []
 
 
 # A day of ~75,000 events in 6 h windows: one load package big enough that a kill lands inside

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,19 +17,19 @@ CONFIG = Windows(start_date=DAY1, end_date=None, window=SIX, export_delay=timede
 
 
 def starts(plan: WindowPlan) -> list[str]:
-    return [format_time(job.window.start)[11:16] for job in plan.jobs]
+    return [format_time(job.window.start)[11:16] for job in list(plan.jobs())]
 
 
 def test_a_first_run_plans_every_window_from_the_start() -> None:
     plan = WindowPlan("events", {}, CONFIG, ["a"], DAY2)
     assert starts(plan) == ["00:00", "06:00", "12:00", "18:00"]
-    assert {plan.kind(job) for job in plan.jobs} == {"new"}
+    assert {plan.kind(job) for job in list(plan.jobs())} == {"new"}
 
 
 def test_the_cursor_moves_only_over_windows_finished_without_a_gap() -> None:
     state: dict[str, Any] = {}
     plan = WindowPlan("events", state, CONFIG, ["a"], DAY2)
-    first, second, third, fourth = plan.jobs
+    first, second, third, fourth = list(plan.jobs())
     plan.finished(second, 5)  # out of order: the first is not done yet
     assert state["cursors"] == {} and state["loaded_ahead"] == {
         "a": [f"{format_time(second.window.start)}/{format_time(second.window.end)}"]
@@ -43,7 +44,7 @@ def test_the_cursor_moves_only_over_windows_finished_without_a_gap() -> None:
 def test_the_next_run_exports_only_what_is_missing() -> None:
     state: dict[str, Any] = {}
     plan = WindowPlan("events", state, CONFIG, ["a"], DAY2)
-    for job in plan.jobs[:2] + plan.jobs[3:]:
+    for job in list(plan.jobs())[:2] + list(plan.jobs())[3:]:
         plan.finished(job, 1)
     again = WindowPlan("events", state, CONFIG, ["a"], DAY2)
     assert starts(again) == ["12:00"]
@@ -53,10 +54,10 @@ def test_lookback_refreshes_loaded_windows_and_counts_late_rows() -> None:
     state: dict[str, Any] = {}
     config = Windows(DAY1, None, SIX, timedelta(hours=3), lookback=timedelta(hours=18))
     plan = WindowPlan("events", state, config, ["a"], DAY2)
-    for job in plan.jobs:
+    for job in list(plan.jobs()):
         plan.finished(job, 10)
     later = WindowPlan("events", state, config, ["a"], DAY2 + SIX)
-    refreshed = [job for job in later.jobs if later.kind(job) == "refresh"]
+    refreshed = [job for job in list(later.jobs()) if later.kind(job) == "refresh"]
     assert [format_time(j.window.start)[11:16] for j in refreshed] == ["12:00", "18:00"]
     assert later.finished(refreshed[0], 13) == 3
     assert state["cursors"] == {"a": format_time(DAY2)}  # a refresh does not move the cursor
@@ -66,11 +67,44 @@ def test_a_backfill_resumes_and_moves_an_existing_cursor_only_forward() -> None:
     state: dict[str, Any] = {"cursors": {"a": format_time(DAY1 + SIX)}}
     backfill = Backfill(DAY1, DAY2)
     plan = WindowPlan("events", state, CONFIG, ["a", "b"], DAY2, backfill)
-    assert len(plan.jobs) == 8 and {plan.kind(j) for j in plan.jobs} == {"backfill"}
-    for job in plan.jobs[:2]:  # segment a: 00:00 and 06:00
+    assert len(list(plan.jobs())) == 8 and {plan.kind(j) for j in list(plan.jobs())} == {"backfill"}
+    for job in list(plan.jobs())[:2]:  # segment a: 00:00 and 06:00
         plan.finished(job, 1)
     assert state["cursors"] == {"a": format_time(DAY1 + 2 * SIX)}  # b gets no cursor
     (progress,) = backfill_progress({"events": state})
     assert (progress.finished_runs, progress.total_runs) == (2, 8)
     resumed = WindowPlan("events", state, CONFIG, ["a", "b"], DAY2, backfill)
-    assert len(resumed.jobs) == 6
+    assert len(list(resumed.jobs())) == 6
+
+
+def test_jobs_taken_while_windows_finish_are_each_window_once() -> None:
+    """The pool takes jobs lazily while earlier ones finish and move the cursor."""
+    state: dict[str, Any] = {}
+    plan = WindowPlan("events", state, CONFIG, ["a", "b"], DAY2 + 2 * SIX)
+    taken = []
+    for job in plan.jobs():
+        taken.append((job.segment_id, format_time(job.window.start)))
+        plan.finished(job, 1)
+    assert len(taken) == len(set(taken)) == 12
+    assert state["cursors"] == {"a": format_time(DAY2 + 2 * SIX), "b": format_time(DAY2 + 2 * SIX)}
+    assert state["loaded_ahead"] == {}
+
+
+def test_a_start_decades_back_is_planned_without_listing_its_windows() -> None:
+    """1970 in 1 h windows is about 500,000 windows per segment: the plan holds none of them."""
+    hour = timedelta(hours=1)
+    config = Windows(datetime(1970, 1, 1, tzinfo=UTC), None, hour, timedelta(hours=3))
+    state: dict[str, Any] = {"loaded_ahead": {"a": ["1970-01-01T02:00:00Z/1970-01-01T03:00:00Z"]}}
+    tracemalloc.start()
+    try:
+        plan = WindowPlan("events", state, config, ["a"], DAY2)
+        jobs = plan.jobs()
+        first = [next(jobs) for _ in range(3)]
+        for job in first:
+            plan.finished(job, 1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [format_time(j.window.start)[11:16] for j in first] == ["00:00", "01:00", "03:00"]  # not 02:00
+    assert state["cursors"] == {"a": "1970-01-01T04:00:00Z"} and state["loaded_ahead"] == {}
+    assert peak < 200_000  # a list of the windows alone would be tens of megabytes

@@ -257,7 +257,7 @@ def test_the_initial_start_is_not_checked_where_a_cursor_exists() -> None:
     config = settings(start_date=None, end_date="2026-10-04T00:00:00Z")
     state = {"cursors": {"everyone": "2026-10-03T00:00:00Z"}}
     plan = WindowPlan("events", state, config, ["everyone"], at("2026-10-04T00:00:00Z"), now=NOW)
-    assert [str(job.window.start) for job in plan.jobs] == [
+    assert [str(job.window.start) for job in list(plan.jobs())] == [
         "2026-10-03 00:00:00+00:00", "2026-10-03 06:00:00+00:00",
         "2026-10-03 12:00:00+00:00", "2026-10-03 18:00:00+00:00",
     ]  # fmt: skip
