@@ -97,7 +97,8 @@ def dummy_key() -> str:
 
 class Dbt:
     """The warehouse venv's `dbt` on a copy of the shipped project (target/ and logs/ land there,
-    not in the repository), one run per (warehouse, command, form), cached for the module."""
+    not in the repository), one run per (warehouse, command, form: full or incremental, which only
+    compile tells apart), cached for the module."""
 
     def __init__(self, venv: Path, work: Path) -> None:
         self.command = str(venv / "bin" / "dbt")
@@ -121,7 +122,7 @@ class Dbt:
         }
 
     @cache  # noqa: B019 - one instance per module
-    def manifest(self, warehouse: str, command: str, form: str = "full") -> dict[str, Any]:
+    def manifest(self, warehouse: str, command: str, form: str) -> dict[str, Any]:
         target = self.project / f"target-{warehouse}-{command}-{form}"
         args = [self.command, command, "--project-dir", str(self.project), "--profiles-dir",
                 str(self.project / "profiles"), "--profile", warehouse, "--target-path", str(target),
@@ -166,7 +167,7 @@ def relations(tree: exp.Expression) -> set[tuple[str, str, str]]:
 
 @pytest.mark.parametrize("warehouse", WAREHOUSES)
 def test_dbt_parse_finds_the_project_in_the_warehouse(dbt: Dbt, warehouse: str) -> None:
-    manifest = dbt.manifest(warehouse, "parse")
+    manifest = dbt.manifest(warehouse, "parse", "full")
     assert set(models(manifest)) == MODELS
     assert sum(node["resource_type"] == "test" for node in manifest["nodes"].values()) > 0
     sources = {(s["database"], s["schema"], s["name"]) for s in manifest["sources"].values()}
@@ -180,7 +181,7 @@ def test_dbt_parse_finds_the_project_in_the_warehouse(dbt: Dbt, warehouse: str) 
 def test_sessions_and_page_views_are_incremental_by_session_day(dbt: Dbt, warehouse: str) -> None:
     """BigQuery replaces whole day partitions (insert_overwrite needs partition_by); Snowflake
     deletes and inserts the rebuilt days."""
-    built = models(dbt.manifest(warehouse, "parse"))
+    built = models(dbt.manifest(warehouse, "parse", "full"))
     for name in INCREMENTAL_MODELS:
         config = built[name]["config"]
         assert config["materialized"] == "incremental", name
@@ -225,7 +226,7 @@ def test_every_model_compiles_to_sql_of_the_warehouse(dbt: Dbt, warehouse: str, 
 @pytest.mark.parametrize("warehouse", WAREHOUSES)
 def test_warehouse_specific_sql(dbt: Dbt, warehouse: str) -> None:
     """The parts of macros/portable.sql that differ, as each warehouse spells them."""
-    built = models(dbt.manifest(warehouse, "compile"))
+    built = models(dbt.manifest(warehouse, "compile", "full"))
     compiled = {name: node["compiled_code"] for name, node in built.items()}
     star, other = ("except", "exclude") if warehouse == "bigquery" else ("exclude", "except")
     assert re.search(rf"select \* {star} \(segment_id, window_start, window_end,", compiled["events"])
