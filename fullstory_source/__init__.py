@@ -1,7 +1,8 @@
 """FullStory segment exports as a dlt source: `fullstory_source` (source.py).
 
 Where to read: source.py (the resources), lifecycle.py (one window's export, top to bottom),
-registry.py (the export types), config.py (every option), events.py (what a run reports).
+registry.py (the export types), config_specs.py and config.py (every option, and its checks),
+events.py (what a run reports).
 """
 
 from __future__ import annotations

@@ -1,32 +1,31 @@
-"""The source's configuration: every value checked once, before any request, and grouped.
+"""The source's configuration checked, once, before any request, into six groups.
 
-`configure(...)` takes the flat values dlt injects from `[sources.fullstory]` (config.toml, env
-vars, arguments) and returns one `SourceConfig` of five groups: connection, retries, polling,
-windows, exports (and batch imports). Nothing else reads raw config values.
-
-The groups are frozen dataclasses, not dlt configuration specs: dlt resolves the flat arguments
-of `fullstory_source` (so every key and env var name, SOURCES__FULLSTORY__WINDOW, ... stays as
-it was), and this module turns them into groups. Making the groups dlt specs would change the
-config sections users have written ([sources.fullstory.polling] ...); not done.
+dlt resolves the options users write (config_specs.py: `[sources.fullstory]` in config.toml,
+env vars `SOURCES__FULLSTORY__<NAME>`, arguments) and coerces each to its type. `configure`
+then checks what a type cannot say (a window that divides the day, a start before the end, a
+known export type, a key that can be an HTTP header...) and returns one `SourceConfig` of
+connection, retries, polling, windows, exports and batch imports, holding the values the code
+uses (times, durations, paths, the API dialect). Nothing else reads raw config values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from .batch_imports import validate_job_ids
 from .client import require_api_key, resolve_base_url
+from .config_specs import ErrorPolicy, FullStorySourceConfiguration
 from .errors import ConfigurationError
 from .registry import DIALECTS, EXPORT_FORMATS, EXPORT_TYPES, Dialect
 from .request_fields import CreateFields, create_fields
 from .windows import align_down, format_time, parse_duration, parse_time, parse_window
 
 DEFAULT_LOOKBACK_DAYS = 30
-ErrorPolicy = Literal["raise", "record"]
+Values = Mapping[str, Any]  # a resolved FullStorySourceConfiguration, or its values by name
 
 
 @dataclass(frozen=True)
@@ -106,9 +105,9 @@ def as_list(value: str | Sequence[str] | None, name: str) -> tuple[str, ...] | N
     return cleaned
 
 
-def configure(values: dict[str, Any], now: datetime | None = None) -> SourceConfig:
-    """`values`: the source's arguments by name (see `fullstory_source`)."""
-    v = values
+def configure(spec: FullStorySourceConfiguration, now: datetime | None = None) -> SourceConfig:
+    """`spec`: the options as dlt resolved them; raises ConfigurationError on the first bad one."""
+    v = spec
     require_api_key(v["api_key"])
     flavor = v["api_flavor"]
     if flavor not in DIALECTS:
@@ -138,7 +137,7 @@ def configure(values: dict[str, Any], now: datetime | None = None) -> SourceConf
     )
 
 
-def windows(v: dict[str, Any], now: datetime) -> Windows:
+def windows(v: Values, now: datetime) -> Windows:
     start_date, end_date, export_delay = v["start_date"], v["end_date"], v["export_delay"]
     start = (
         parse_time(start_date, "start_date") if start_date else now - timedelta(days=DEFAULT_LOOKBACK_DAYS)
@@ -183,7 +182,7 @@ def format_duration(value: timedelta) -> str:
     return f"{seconds}s"
 
 
-def _exports(v: dict[str, Any]) -> Exports:
+def _exports(v: Values) -> Exports:
     given = v["export_types"]
     types = as_list(list(EXPORT_TYPES) if given is None else given, "export_types") or ()
     unknown = [t for t in types if t not in EXPORT_TYPES]
@@ -214,32 +213,32 @@ def _exports(v: dict[str, Any]) -> Exports:
     )
 
 
-def _number(v: dict[str, Any], name: str) -> float:
+def _number(v: Values, name: str) -> float:
     try:
         return float(v[name])
     except (TypeError, ValueError):
         raise ConfigurationError(f"{name}={v[name]!r} is not a number") from None
 
 
-def _positive(v: dict[str, Any], name: str) -> float:
+def _positive(v: Values, name: str) -> float:
     if _number(v, name) <= 0:
         raise ConfigurationError(f"{name}={v[name]!r} must be greater than 0")
     return _number(v, name)
 
 
-def _not_negative(v: dict[str, Any], name: str) -> float:
+def _not_negative(v: Values, name: str) -> float:
     if _number(v, name) < 0:
         raise ConfigurationError(f"{name}={v[name]!r} must not be negative")
     return _number(v, name)
 
 
-def _at_least_one(v: dict[str, Any], name: str) -> int:
+def _at_least_one(v: Values, name: str) -> int:
     if _number(v, name) < 1 or int(_number(v, name)) != _number(v, name):
         raise ConfigurationError(f"{name}={v[name]!r} must be a whole number, at least 1")
     return int(_number(v, name))
 
 
-def _whole_not_negative(v: dict[str, Any], name: str) -> int:
+def _whole_not_negative(v: Values, name: str) -> int:
     if _number(v, name) < 0 or int(_number(v, name)) != _number(v, name):
         raise ConfigurationError(f"{name}={v[name]!r} must be a whole number, 0 or more")
     return int(_number(v, name))

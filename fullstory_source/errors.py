@@ -168,3 +168,7 @@ def root_cause(error: BaseException) -> BaseException:
             return seen
         seen = getattr(seen, "exception", None) or seen.__cause__ or seen.__context__
     return error
+
+
+class StoppedError(FullStoryError):
+    """The run was asked to stop (Ctrl-C, SIGTERM): stopping.py."""

@@ -23,7 +23,8 @@ import dlt
 from dlt.sources import DltResource
 
 from .batch_imports import batch_import_resources
-from .config import ErrorPolicy, configure
+from .config import configure
+from .config_specs import ErrorPolicy, FullStorySourceConfiguration
 from .events import EventSink, ignore
 from .plans import Backfill
 from .resources import export_resource, segments_resource
@@ -32,7 +33,7 @@ from .runs import export_runs_resource
 from .windows import check_on_grid
 
 
-@dlt.source(name="fullstory", max_table_nesting=0)
+@dlt.source(name="fullstory", max_table_nesting=0, spec=FullStorySourceConfiguration)
 def fullstory_source(
     api_key: str = dlt.secrets.value,
     base_url: str | None = None,
@@ -70,30 +71,33 @@ def fullstory_source(
     on_window_error: ErrorPolicy = "raise",
     events: EventSink | None = None,
     backfill: Backfill | None = None,
+    config: FullStorySourceConfiguration = dlt.config.value,
 ) -> Sequence[DltResource]:
-    """FullStory segments and segment exports. Every argument but the last two is also a
-    config value under [sources.fullstory] (.dlt/config.toml lists them with their defaults);
-    config.py checks them all, and groups them, before anything else happens.
+    """FullStory segments and segment exports. Every argument but the last three is also a
+    config value under [sources.fullstory] (.dlt/config.toml lists them with their defaults),
+    declared, with the same defaults, by `FullStorySourceConfiguration` (config_specs.py),
+    which dlt resolves; config.py checks them all, and groups them, before anything else.
 
     `on_window_error`: "raise" (a failed window fails the extract) or "record" (it is recorded in
     `export_runs` and reported as a Failed event; its cursor stays before it; the other windows
     load). `events`: a sink called with every window's state changes (events.py; `RunReport` is
-    one). `backfill`: export [start, end) again instead of the windows after the cursors."""
-    config = configure(locals())
+    one). `backfill`: export [start, end) again instead of the windows after the cursors.
+    `config`: the resolved options; dlt fills it in (a spec given here is its starting point)."""
+    settings = configure(config)
     if backfill is not None:
-        check_on_grid(backfill.start, backfill.end, config.windows.window, "backfill")
-    run = ExportRun(config, api_key, events or ignore, backfill)
+        check_on_grid(backfill.start, backfill.end, settings.windows.window, "backfill")
+    run = ExportRun(settings, api_key, events or ignore, backfill)
     resources = [segments_resource(run)]
-    resources += [export_resource(name, run) for name in config.exports.export_types]
+    resources += [export_resource(name, run) for name in settings.exports.export_types]
     resources.append(export_runs_resource(lambda: run.start().run_log))
-    if config.batch_imports.job_ids:
-        batch = config.batch_imports
+    if settings.batch_imports.job_ids:
+        batch = settings.batch_imports
         resources += batch_import_resources(
             run.lazy_client(),
             batch.job_ids,
             include_schema=batch.include_schema,
             wait_timeout=batch.wait_timeout,
-            poll_interval=config.polling.interval,
-            poll_max_interval=config.polling.max_interval,
+            poll_interval=settings.polling.interval,
+            poll_max_interval=settings.polling.max_interval,
         )
     return resources

@@ -13,12 +13,9 @@ from __future__ import annotations
 import threading
 import weakref
 
-from .errors import FullStoryError
+from .errors import StoppedError
 
-
-class StoppedError(FullStoryError):
-    """The run was asked to stop."""
-
+__all__ = ["StopSignal", "StoppedError", "request_stop"]
 
 _SIGNALS: weakref.WeakSet[StopSignal] = weakref.WeakSet()
 _LOCK = threading.Lock()

@@ -49,7 +49,9 @@ START_DATE = datetime.fromisoformat(
 # A daily schedule with 1h windows works too (24 windows per run).
 SCHEDULE = "@hourly"
 WINDOW = timedelta(hours=1)
-EXPORT_DELAY = timedelta(hours=3)
+# the source's default: FullStory recommends waiting 24 h before exporting a time span, values
+# settle late (docs/fullstory-api.md, "Time windows")
+EXPORT_DELAY = timedelta(hours=24)
 
 
 def pipeline_name(segment_id: str) -> str:

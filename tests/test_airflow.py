@@ -168,7 +168,7 @@ def test_the_dag_module_without_airflow(
     assert bigquery_source.resources["events"].columns["event_start"]["x-bigquery-partition"] is True
     with pytest.raises(ConfigurationError, match=r"not a whole number of 1:00:00 windows"):
         airflow_dag.interval_source("everyone", DAY1 + HOUR / 2, end, "duckdb")
-    with pytest.raises(RuntimeError, match=r"not ready before .* \(export delay 3:00:00\)"):
+    with pytest.raises(RuntimeError, match=r"not ready before .* \(export delay 1 day, 0:00:00\)"):
         recent = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         airflow_dag.interval_source("everyone", recent - HOUR, recent, "duckdb")
 

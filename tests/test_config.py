@@ -1,4 +1,5 @@
-"""`.dlt/config.toml` documents every option of the source, with its real default."""
+"""`.dlt/config.toml` documents every option of the source, with its real default; the source's
+signature and its dlt spec declare the same options with the same defaults."""
 
 from __future__ import annotations
 
@@ -7,21 +8,57 @@ import re
 import tomllib
 from pathlib import Path
 
+import dlt
+from dlt.common.configuration.specs.base_configuration import is_secret_hint
+
 from fullstory_source import fullstory_source
+from fullstory_source.config_specs import (
+    BatchImportsConfiguration,
+    ConnectionConfiguration,
+    ExportsConfiguration,
+    FullStorySourceConfiguration,
+    PollingConfiguration,
+    RetriesConfiguration,
+    WindowsConfiguration,
+)
 from pipelines.duckdb_memory import DEFAULT_LIMIT
 
 CONFIG = Path(__file__).resolve().parents[1] / ".dlt" / "config.toml"
-NOT_CONFIG = {"api_key", "events", "backfill"}  # a secret, and two objects passed in code
+IN_CODE = {"events", "backfill", "config"}  # objects passed in code, not config values
+SECRET = "api_key"
 
 
-def source_parameters() -> dict[str, inspect.Parameter]:
-    function = inspect.unwrap(fullstory_source)
-    return {n: p for n, p in inspect.signature(function).parameters.items() if n not in NOT_CONFIG}
+def spec_defaults() -> dict[str, object]:
+    spec = FullStorySourceConfiguration()
+    return {name: spec[name] for name in FullStorySourceConfiguration.get_resolvable_fields()}
+
+
+def test_the_signature_declares_exactly_the_specs_options_with_its_defaults() -> None:
+    parameters = inspect.signature(inspect.unwrap(fullstory_source)).parameters
+    declared = {n: p.default for n, p in parameters.items() if n not in IN_CODE}
+    assert declared == {**spec_defaults(), SECRET: dlt.secrets.value}
+
+
+def test_the_groups_split_the_options_and_only_the_key_is_a_secret() -> None:
+    groups = [
+        ConnectionConfiguration,
+        RetriesConfiguration,
+        PollingConfiguration,
+        WindowsConfiguration,
+        ExportsConfiguration,
+        BatchImportsConfiguration,
+    ]
+    names = [name for group in groups for name in group.get_resolvable_fields()]
+    assert sorted(names) == sorted(spec_defaults())  # each option in exactly one group
+    hints = FullStorySourceConfiguration.get_resolvable_fields()
+    assert [name for name, hint in hints.items() if is_secret_hint(hint)] == [SECRET]
 
 
 def test_every_option_is_documented_with_a_comment() -> None:
     text = CONFIG.read_text()
-    for name in source_parameters():
+    for name in spec_defaults():
+        if name == SECRET:
+            continue  # secrets.toml, never config.toml
         match = re.search(rf"^(# )?{name} = ", text, re.M)
         assert match, f"{name} is missing from .dlt/config.toml"
         before = text[: match.start()].rstrip().splitlines()[-1]
@@ -30,11 +67,11 @@ def test_every_option_is_documented_with_a_comment() -> None:
 
 def test_set_values_are_the_defaults() -> None:
     values = tomllib.loads(CONFIG.read_text())["sources"]["fullstory"]
-    parameters = source_parameters()
+    defaults = spec_defaults()
     for name, value in values.items():
-        default = parameters[name].default
+        default = defaults[name]
         if name == "export_types":
-            default = ["events", "individuals"]  # None in the signature means both
+            default = ["events", "individuals"]  # None in the spec means both
         assert value == default, f"{name}: config.toml says {value!r}, the source defaults to {default!r}"
 
 
