@@ -18,7 +18,14 @@ from typing import Any
 import dlt
 import pyarrow as pa
 
-from .tables import BUCKET_COLUMN, EVENT_TIME, duckdb_table, individuals_hints, with_bucket, with_row_numbers
+from .tables import (
+    BUCKET_COLUMN,
+    EVENT_TIME,
+    destination_table,
+    individuals_hints,
+    with_bucket,
+    with_row_numbers,
+)
 
 EXPORT_FORMATS = ("json", "ndjson", "csv")
 
@@ -66,7 +73,8 @@ def _events_batch(batch: pa.RecordBatch, first_row: int = 0) -> Any:
 
 def _individuals_batch(batch: pa.RecordBatch, first_row: int = 0) -> Any:
     """The newest window wins (tables.py); a hint on the table, not on the resource's others."""
-    hints = individuals_hints(duckdb_table("individuals"))
+    table = destination_table("individuals")
+    hints = individuals_hints(*table) if table else individuals_hints(None)
     return dlt.mark.with_hints(batch, hints, create_table_variant=True)
 
 

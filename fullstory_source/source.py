@@ -16,6 +16,8 @@ in one load package, so it never runs ahead of what the destination holds.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,6 +89,7 @@ def fullstory_source(
     if backfill is not None:
         check_on_grid(backfill.start, backfill.end, settings.windows.window, "backfill")
     run = ExportRun(settings, api_key, events or ignore, backfill)
+    import_thread_unsafe_modules()
     resources = [segments_resource(run)]
     resources += [export_resource(name, run) for name in settings.exports.export_types]
     resources.append(export_runs_resource(lambda: run.start().run_log))
@@ -101,3 +104,11 @@ def fullstory_source(
             poll_max_interval=settings.polling.max_interval,
         )
     return resources
+
+
+def import_thread_unsafe_modules() -> None:
+    """pandas, if installed, imported here in the thread that builds the source: its first
+    import is not thread-safe, and in the export threads the BigQuery and Snowflake clients
+    import it while dlt's extract checks it ("partially initialized module 'pandas'")."""
+    if importlib.util.find_spec("pandas") is not None:
+        importlib.import_module("pandas")

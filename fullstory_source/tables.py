@@ -19,6 +19,7 @@ from typing import Any
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
+from dlt.common.destination.exceptions import SqlClientNotAvailable
 
 from .windows import QUARTER_HOUR
 
@@ -31,15 +32,24 @@ ROW_KEY = ("segment_id", "window_start", "window_end", ROW_COLUMN)
 EVENT_TIME = "EventStart"
 
 # An individual keeps the row of the newest window that holds it (the latest `window_end`),
-# whatever order the windows load in: a window that failed and loads a run later, or a backfill
-# of older days, must not overwrite newer rows. Within one load, dlt keeps the newest row of
-# each key (dedup_sort). Across loads, on DuckDB, the merge deletes only the rows that are not
-# newer than the incoming one (destination_scope) and inserts only incoming rows for which no
-# newer row stayed (source_filter, which names the destination table: dlt has no placeholder
-# for it there). Given with each batch (registry.py).
+# whatever order the windows load in: a window that failed and loads a run later, a backfill of
+# older days, an Airflow task re-running an old interval with no state. Within one load, dlt keeps
+# the newest row of each key (dedup_sort). Across loads the destination decides, in the merge:
+# it deletes only the rows that are not newer than the incoming one (destination_scope) and
+# inserts only incoming rows for which no newer row stayed (source_filter). The SQL is one text
+# for DuckDB, BigQuery and Snowflake (tests/test_warehouses.py replays dlt's statements for each):
+# - the delete's target is named by its implicit alias, its bare table name (BigQuery does not
+#   accept a dataset-qualified column; the staging table is aliased `s`, so the name is the
+#   target's);
+# - the filter compares one text key (BigQuery has no tuple IN), and leaves out NULL keys, which
+#   would make NOT IN unknown for every row.
 NOT_NEWER_THAN_INCOMING = (
-    "EXISTS (SELECT 1 FROM {staging_table} AS s WHERE s.segment_id = {table}.segment_id"
-    " AND s.indv_id = {table}.indv_id AND s.window_end >= {table}.window_end)"
+    "EXISTS (SELECT 1 FROM {{staging_table}} AS s WHERE s.segment_id = {alias}.segment_id"
+    " AND s.indv_id = {alias}.indv_id AND s.window_end >= {alias}.window_end)"
+)
+PERSON = "CONCAT(segment_id, '/', CAST(indv_id AS STRING))"
+NO_NEWER_ROW_STAYED = (
+    f"{PERSON} NOT IN (SELECT {PERSON} FROM {{table}} WHERE segment_id IS NOT NULL AND indv_id IS NOT NULL)"
 )
 
 
@@ -61,15 +71,14 @@ def with_row_numbers(batch: pa.RecordBatch, first_row: int) -> pa.RecordBatch:
 
 
 @functools.lru_cache(maxsize=16)
-def individuals_hints(destination_table: str | None) -> Any:
-    """`destination_table`: the qualified DuckDB table, or None elsewhere (then an older window
-    loaded later replaces newer rows: see docs/reliability.md)."""
+def individuals_hints(destination_table: str | None, alias: str = "individuals") -> Any:
+    """`destination_table`: the qualified table in the pipeline's SQL destination; None where
+    there is none (filesystem, dummy), where only dlt's within-load dedup applies. `alias`: the
+    table's bare name, quoted as the destination quotes it."""
     write_disposition: dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert"}
     if destination_table is not None:
-        write_disposition["destination_scope"] = NOT_NEWER_THAN_INCOMING
-        write_disposition["source_filter"] = (
-            f"(segment_id, indv_id) NOT IN (SELECT segment_id, indv_id FROM {destination_table})"
-        )
+        write_disposition["destination_scope"] = NOT_NEWER_THAN_INCOMING.format(alias=alias)
+        write_disposition["source_filter"] = NO_NEWER_ROW_STAYED.format(table=destination_table)
     return dlt.mark.make_hints(
         table_name="individuals",
         write_disposition=write_disposition,  # type: ignore[arg-type]
@@ -77,10 +86,14 @@ def individuals_hints(destination_table: str | None) -> Any:
     )
 
 
-def duckdb_table(name: str) -> str | None:
-    """The qualified name of table `name` in the DuckDB destination of the running pipeline."""
+def destination_table(name: str) -> tuple[str, str] | None:
+    """(qualified name, bare name) of table `name` in the running pipeline's SQL destination,
+    or None when the destination has no SQL client. Names only: nothing connects."""
     pipeline = dlt.current.pipeline()
-    destination = pipeline.destination
-    if destination is None or not destination.destination_type.endswith(".duckdb"):
+    if pipeline.destination is None:
         return None
-    return pipeline.sql_client().make_qualified_table_name(name)
+    try:
+        client = pipeline.sql_client()
+    except SqlClientNotAvailable:
+        return None
+    return client.make_qualified_table_name(name), client.make_qualified_table_name_path(name)[-1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -186,9 +187,10 @@ def newest_individuals(sb: Sandbox, days: list[tuple[datetime, datetime]]) -> Co
     return expected
 
 
-def individuals(sb: Sandbox, command: str, start: str, end: str) -> int:
+def individuals(sb: Sandbox, command: str, start: str, end: str, more: Sequence[str] = ()) -> int:
     return main([command, "--base-url", sb.base_url, "--api-flavor", sb.flavor, "--segment", SEGMENT,
-                 "--types", "individuals", "--window", "1d", "--start", start, "--end", end])  # fmt: skip
+                 "--types", "individuals", "--window", "1d", "--start", start, "--end", end,
+                 *more])  # fmt: skip
 
 
 def test_individuals_keep_the_newest_window_when_an_older_one_loads_later(
@@ -208,4 +210,17 @@ def test_individuals_keep_the_newest_window_when_an_older_one_loads_later(
     assert loaded_multiset(command_env, "individuals") == expected
     # a backfill of the older day changes nothing either
     assert individuals(live_sandbox, "backfill", "2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z") == 0
+    assert loaded_multiset(command_env, "individuals") == expected
+
+
+def test_individuals_keep_the_newest_window_with_no_state_to_tell_the_order(
+    live_sandbox: Sandbox, command_env: Path
+) -> None:
+    """A pipeline of another name (an Airflow task per interval, a second runner) has none of the
+    first one's state: only the destination knows that a newer window was loaded."""
+    days = [(DAY1, DAY2), (DAY2, DAY3)]
+    expected = newest_individuals(live_sandbox, days)
+    assert individuals(live_sandbox, "backfill", "2026-10-02T00:00:00Z", "2026-10-03T00:00:00Z") == 0
+    other = ["--pipeline-name", "fullstory_other_runner"]
+    assert individuals(live_sandbox, "backfill", "2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z", other) == 0
     assert loaded_multiset(command_env, "individuals") == expected

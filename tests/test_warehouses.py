@@ -274,9 +274,21 @@ def test_merge_sql_is_the_window_replace(
 
     individuals = merge_sql(client, "individuals")
     target, staged = table.format(name("individuals")), staging.format(name("individuals"))
+    # the newest window wins (tables.py): delete only the rows not newer than the incoming one...
+    alias = client.sql_client.make_qualified_table_name_path(name("individuals"))[-1]
     assert individuals[0] == (
-        f"DELETE FROM {target} AS d WHERE EXISTS (SELECT 1 FROM {staged} AS s WHERE "
-        f"d.{q('indv_id')} = s.{q('indv_id')} AND d.{q('segment_id')} = s.{q('segment_id')})"
+        f"DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM {staged} AS s WHERE "
+        f"s.segment_id = {alias}.segment_id AND s.indv_id = {alias}.indv_id AND "
+        f"s.window_end >= {alias}.window_end);"
+    )
+    # ...and insert only the incoming rows for which no newer row stayed
+    person = "CONCAT(segment_id, '/', CAST(indv_id AS STRING))"
+    assert (
+        individuals[1]
+        .rstrip()
+        .endswith(
+            f"NOT IN (SELECT {person} FROM {target} WHERE segment_id IS NOT NULL AND indv_id IS NOT NULL)))"
+        )
     )
     assert (
         f"ROW_NUMBER() OVER (partition BY {q('indv_id')}, {q('segment_id')} ORDER BY {q('window_end')} DESC)"
@@ -359,16 +371,26 @@ def replay_in_duckdb(
     insert(
         "individuals",
         False,
-        [person("a", 1, 6, "old-a1"), person("a", 2, 6, "old-a2"), person("b", 1, 6, "old-b1")],
-    )
-    # one run loaded two windows in which person a/1 appears: the newest window wins
-    insert("individuals", True, [person("a", 1, 6, "new-a1-06h"), person("a", 1, 12, "new-a1-12h")])
+        [person("a", 1, 6, "old-a1"), person("a", 2, 6, "old-a2"), person("b", 1, 6, "old-b1"),
+         person("a", 5, 18, "a5-from-18h")],
+    )  # fmt: skip
+    # one run loaded two windows in which person a/1 appears: the newest window wins; a/5 is
+    # already loaded from a newer window than this load's (it loads out of order): that row stays
+    insert(
+        "individuals",
+        True,
+        [person("a", 1, 6, "new-a1-06h"), person("a", 1, 12, "new-a1-12h"), person("a", 5, 12, "a5-from-12h"),
+         person("a", 6, 12, "new-a6")],
+    )  # fmt: skip
     for statement in individuals_sql:
         con.execute(sqlglot.transpile(statement, read=dialect, write="duckdb")[0])
     rows = con.execute(
         'SELECT segment_id, indv_id, display_name FROM "fullstory"."individuals" ORDER BY 1, 2'
     ).fetchall()
-    assert rows == [("a", 1, "new-a1-12h"), ("a", 2, "old-a2"), ("b", 1, "old-b1")]
+    assert rows == [
+        ("a", 1, "new-a1-12h"), ("a", 2, "old-a2"), ("a", 5, "a5-from-18h"), ("a", 6, "new-a6"),
+        ("b", 1, "old-b1"),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("destination", "events_format"), [("snowflake", "parquet"), ("bigquery", "jsonl")])
