@@ -150,7 +150,16 @@ class WindowPlan:
             first = align_down(self._settings.start_date, self._settings.window)
         else:
             first = parse_time(cursor, "cursor")
-        return first <= window.start and window.end <= self._newest and window == self._next(window.start)
+        on_grid = align_down(window.start, self._settings.window) == window.start
+        # off the grid only the bridge from the cursor (pending_windows): an old-grid window
+        # loaded before the `window` setting changed is not one of this plan's
+        starts_right = on_grid or window.start == first
+        return (
+            first <= window.start
+            and window.end <= self._newest
+            and starts_right
+            and window == self._next(window.start)
+        )
 
     def _next(self, position: datetime) -> Window:
         """The window that starts at `position`: up to the next grid line (a bridge when
@@ -223,6 +232,7 @@ class WindowPlan:
         while (window := self._next(position)) in finished:
             finished.discard(window)  # passed: the cursor stands for it now
             position = window.end
+        finished -= {w for w in finished if w.end <= position}  # passed by a bridge, if any
         if position != (parse_time(cursor, "cursor") if cursor else first):
             self.cursors[segment] = format_time(position)
         if finished:

@@ -108,3 +108,21 @@ def test_a_start_decades_back_is_planned_without_listing_its_windows() -> None:
     assert [format_time(j.window.start)[11:16] for j in first] == ["00:00", "01:00", "03:00"]  # not 02:00
     assert state["cursors"] == {"a": "1970-01-01T04:00:00Z"} and state["loaded_ahead"] == {}
     assert peak < 200_000  # a list of the windows alone would be tens of megabytes
+
+
+def test_windows_of_an_old_grid_are_forgotten_once_the_cursor_passes_them() -> None:
+    """8 h windows, 00-08 of day 2 failed; then the setting changes to 1 d: the day-2 window
+    loads, and the 8 h windows loaded beyond the gap are not kept as "ahead" of the cursor."""
+    state: dict[str, Any] = {}
+    eight = Windows(DAY1, None, timedelta(hours=8), timedelta(0))
+    plan = WindowPlan("events", state, eight, ["a"], DAY2 + timedelta(days=1), now=DAY2 + timedelta(days=1))
+    for job in plan.jobs():
+        if job.window.start != DAY2:
+            plan.finished(job, 1)
+    assert len(state["loaded_ahead"]["a"]) == 2
+    daily = Windows(DAY1, None, timedelta(days=1), timedelta(0))
+    again = WindowPlan("events", state, daily, ["a"], DAY2 + timedelta(days=1), now=DAY2 + timedelta(days=1))
+    (job,) = list(again.jobs())
+    assert (job.window.start, job.window.end) == (DAY2, DAY2 + timedelta(days=1))
+    again.finished(job, 1)
+    assert state["cursors"] == {"a": format_time(DAY2 + timedelta(days=1))} and state["loaded_ahead"] == {}
