@@ -152,13 +152,21 @@ def configured_limit() -> str:
     return DEFAULT_LIMIT if setting is None else str(setting)
 
 
+# DuckDB's words for running out of its memory cap: an "Out of Memory Error" while it works, and,
+# when the cap is hit while committing, a TransactionException "Failed to commit: could not
+# allocate block of size ..." (seen under load in this project's own test suite)
+_OUT_OF_MEMORY = re.compile(
+    r"Out of Memory Error|could not allocate block of size|failed to allocate data of size"
+)
+
+
 def out_of_memory(error: BaseException) -> bool:
     """DuckDB's out-of-memory error anywhere in the chain (dlt wraps it, sometimes only as text)."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if "Out of Memory Error" in str(current):
+        if _OUT_OF_MEMORY.search(str(current)):
             return True
         current = current.__cause__ or current.__context__
     return False
