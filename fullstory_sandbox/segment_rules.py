@@ -112,7 +112,7 @@ def select(
     events_per_hour: int,
 ) -> Iterator[Row]:
     """Filter the window's generated rows (events or individuals) down to what the export holds."""
-    if selection is None or _covers_everything(selection, window):
+    if selection is None or covers_everything(selection, window):
         yield from rows
         return
     members, pages, sessions = _matches(selection, events_per_hour)
@@ -136,7 +136,7 @@ def _in_scope(row: Row, selection: Selection, pages: frozenset[Any], sessions: f
     return True
 
 
-def _covers_everything(selection: Selection, window: tuple[datetime, datetime]) -> bool:
+def covers_everything(selection: Selection, window: tuple[datetime, datetime]) -> bool:
     """Without a rule every event matches, so when the membership range holds the window every
     row of the window is its own match."""
     return selection.rule is None and selection.start <= window[0] and window[1] <= selection.end

@@ -516,7 +516,10 @@ def export_cache_name(
     name = f"{job.segment_id}-{job.export_type}-{job.start:{stamp}}-{job.end:{stamp}}-eph{events_per_hour}"
     if job.fields:
         name += "-f" + hashlib.blake2b("\n".join(job.fields).encode(), digest_size=6).hexdigest()
-    if selection is not None:
+    # a selection that keeps every row of the window (no rule, a range holding the window: the
+    # default "all" range of `everyone`) names the same file as none; its range moves with the
+    # clock, so keying on it would generate the same rows again on every run
+    if selection is not None and not segment_rules.covers_everything(selection, (job.start, job.end)):
         name += "-m" + hashlib.blake2b(selection.key().encode(), digest_size=6).hexdigest()
     if field_set != "current":
         name += f"-{field_set}"

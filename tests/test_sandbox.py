@@ -623,3 +623,25 @@ def test_a_fault_every_few_requests_on_any_endpoint(sandbox: Sandbox) -> None:
     assert statuses == [200, 200, 503, 200, 200, 503, 200, 200]
     with pytest.raises(ValueError):
         Fault("operation", committed=True)
+
+
+def test_an_export_cache_name_keys_on_the_segment_range_only_where_it_changes_the_rows() -> None:
+    """`everyone` over the default "all" range holds every row of the window, whatever the
+    moment the range ends: one cached file, not a new one for every run of the benchmark."""
+    from fullstory_sandbox.segment_rules import SegmentRule, Selection
+    from fullstory_sandbox.server import export_cache_name
+    from fullstory_sandbox.validate import ExportJob
+
+    day = datetime(2026, 10, 1, tzinfo=UTC)
+    job = ExportJob("everyone", "events", "json", day, day + timedelta(days=1), None)
+    plain = export_cache_name(job, 100)
+    for now in (day + timedelta(days=2), day + timedelta(days=3)):
+        assert (
+            export_cache_name(
+                job, 100, Selection("everyone", None, day - timedelta(days=90), now, "sessions")
+            )
+            == plain
+        )
+    ruled = Selection("everyone", SegmentRule("EventType", "click"), day, day + timedelta(days=2), "sessions")
+    partial = Selection("everyone", None, day + timedelta(hours=6), day + timedelta(days=2), "sessions")
+    assert len({plain, export_cache_name(job, 100, ruled), export_cache_name(job, 100, partial)}) == 3
