@@ -63,28 +63,15 @@ class CreateRetry:
         if retry_after:
             with contextlib.suppress(ValueError):
                 delay = min(max(delay, float(retry_after)), self.max_retry_delay)
+        message = "%s [%s]: %s on attempt %d/%d; retrying in %.1f s"
         if maybe_created:
-            logger.warning(
-                "%s [%s]: %s on attempt %d/%d; retrying in %.1f s. If FullStory created that export "
-                "before the answer was lost, it is now an orphan: one export counted by FullStory "
-                "and never downloaded (its id cannot be recovered; see docs/fullstory-api.md).",
-                endpoint,
-                context,
-                problem,
-                number,
-                self.max_attempts,
-                delay,
+            message += (
+                ". If FullStory created that export before the answer was lost, it is now an orphan: "
+                "one export counted by FullStory and never downloaded (its id cannot be recovered; "
+                "see docs/fullstory-api.md)."
             )
-        else:
-            logger.info(
-                "%s [%s]: %s on attempt %d/%d; retrying in %.1f s",
-                endpoint,
-                context,
-                problem,
-                number,
-                self.max_attempts,
-                delay,
-            )
+        level = logging.WARNING if maybe_created else logging.INFO
+        logger.log(level, message, endpoint, context, problem, number, self.max_attempts, delay)
         time.sleep(delay)
 
 
