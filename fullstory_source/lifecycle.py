@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from .config import Polling
 from .errors import (
@@ -38,6 +37,7 @@ from .events import EventSink, ExportEvent, WindowOutcome
 from .exports import DownloadedExport, ExportApi, ExportJob
 from .journal import OperationJournal
 from .polling import poll_waits
+from .read_ahead import batches_of, read_ahead
 from .registry import EXPORT_TYPES
 from .scheduler import TokenBucket
 from .stopping import StoppedError, StopSignal
@@ -216,23 +216,18 @@ class WindowExport:
             return
         parsed = export.path.with_name(export.path.name + ".arrow")
         try:
-            with self.s.read_slots, pa.OSFile(str(parsed), "wb") as sink:
-                writer = None
-                for batch in read(
+            with self.s.read_slots:
+                wrote = read_ahead(
+                    read,
                     export.path,
                     export.export_format,
                     self._constants(),
+                    parsed,
                     what=str(self.job),
                     required=EXPORT_TYPES[self.job.export_type].required_fields,
-                ):
-                    self.s.stop.check()
-                    if writer is None:
-                        _check_column_names(batch.schema, self.job)
-                        writer = pa.ipc.new_stream(sink, batch.schema, options=_IPC)
-                    writer.write_batch(batch)
-                if writer is not None:
-                    writer.close()
-                    self.parsed = parsed
+                    each_batch=self.s.stop.check,
+                )
+            self.parsed = parsed if wrote else None
         except BaseException as error:
             parsed.unlink(missing_ok=True)
             if not isinstance(error, StoppedError):
@@ -261,7 +256,7 @@ class WindowExport:
         self.load_id = self.load_id or load_id
         try:
             if self.parsed is not None:
-                batches: Iterator[pa.RecordBatch] = _ipc_batches(self.parsed)
+                batches: Iterator[pa.RecordBatch] = batches_of(self.parsed)
             elif export.empty or self.s.read is not None:
                 return  # empty, or read ahead and nothing in it
             else:
@@ -325,28 +320,3 @@ def export_window(job: ExportJob, services: ExportServices) -> DownloadedExport:
         raise export.error
     assert export.download is not None
     return export.download
-
-
-# lz4: the rows waiting for dlt take a fraction of their size in memory on disk, cheaply
-_IPC = pa.ipc.IpcWriteOptions(compression="lz4")
-_NAMING = NamingConvention()
-
-
-def _ipc_batches(path: Path) -> Iterator[pa.RecordBatch]:
-    with pa.OSFile(str(path), "rb") as source:
-        yield from pa.ipc.open_stream(source)
-
-
-def _check_column_names(schema: pa.Schema, job: ExportJob) -> None:
-    """Fields that dlt would turn into the same column (`evt_Coupon_str` and `evt_coupon_str`,
-    `a.b` and `a_b`) cannot both be loaded: refuse the window, naming them."""
-    seen: dict[str, str] = {}
-    for name in schema.names:
-        column = _NAMING.normalize_identifier(name)
-        if column in seen:
-            raise ExportParseError(
-                f"the export of {job} has fields {seen[column]!r} and {name!r}, which both become "
-                f"column {column!r}; this window is not loaded (rename one of the custom variables "
-                "in FullStory)"
-            )
-        seen[column] = name

@@ -4,9 +4,11 @@ DuckDB's JSON and CSV readers do the parsing: they read gzip directly, stream in
 handle one huge JSON array as well as NDJSON, and follow RFC 4180 quoting (newlines inside quoted
 CSV values included). Which columns a file becomes, under which names and types, is decided
 before the rows are read (columns.py: the field catalog, never inference from a sample):
-- JSON/NDJSON: a first, light pass lists every key of every object (a custom variable may first
-  appear deep in a large export: DuckDB's sampled schema would then fail on it, or drop it);
-  only for keys the catalog does not know, a second light pass collects their JSON value types;
+- JSON/NDJSON: a first, light pass lists every key of every object (key_scan.py: a custom
+  variable may first appear deep in a large export, and DuckDB's sampled schema would then fail
+  on it, or drop it), unless the caller gives the keys (read_ahead.py runs that pass beside this
+  read); only for keys the catalog does not know, a second light pass collects their JSON value
+  types;
 - CSV: the header names every column.
 The typed pass then takes each value as its text and converts it in SQL (values.py), so that no
 value is ever changed on the way: a value that does not fit its type loads as NULL and is
@@ -34,6 +36,7 @@ from . import columns as plans
 from .columns import Column, read_type
 from .errors import ExportParseError
 from .fields import declared_type
+from .key_scan import JSON_LAYOUTS, json_keys, json_path, json_value_types
 from .values import misfit_sql, typed_sql
 
 logger = logging.getLogger(__name__)
@@ -59,7 +62,6 @@ _DUCKDB_CONFIG = {"allocator_flush_threshold": "8MB"}
 _CSV_OPTIONS = (
     "header=true, all_varchar=true, quote='\"', escape='\"', delim=',', strict_mode=true, buffer_size=4194304"
 )
-_JSON_FORMATS = {"json": "array", "ndjson": "newline_delimited"}
 # Batches between two releases of freed memory to the system (see release_memory)
 _RELEASE_EVERY = 20
 # The extra column that counts, per row, the values that did not fit their type
@@ -77,13 +79,17 @@ def read_export(
     memory_limit: str = MEMORY_LIMIT,
     threads: int | None = None,
     warn: Callable[[str], None] | None = None,
+    keys: Sequence[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Yield the rows of one export file, each row extended with `constants` (segment id and
     window bounds) as extra columns. The constants and the `required` fields (key columns) are
     declared NOT NULL, as dlt declares merge and primary keys; a row without one is an error.
     Every batch has the same schema. `threads`: DuckDB threads of the typed pass (default:
     THREADS for the format). `warn` (default: a logged warning) receives one line per problem
-    that did not stop the read: values that did not fit their type, renamed fields."""
+    that did not stop the read: values that did not fit their type, renamed fields.
+    `keys` (JSON): the keys to read instead of scanning the file for them first. A key of the
+    file that is not among them is not read: the caller must know it has them all
+    (read_ahead.py checks them against a scan of the whole file)."""
     if export_format not in THREADS:
         raise ValueError(f"unknown export format {export_format!r}")
     threads = threads or THREADS[export_format]
@@ -93,7 +99,7 @@ def read_export(
     try:
         con.execute("SET TimeZone = 'UTC'")
         try:
-            source = _source(con, path, export_format, constants, threads)
+            source = _source(con, path, export_format, constants, threads, keys)
             if source is None:
                 return  # not a single object in the file
             for column in source.columns:
@@ -105,7 +111,7 @@ def read_export(
             not_null = set(constants) | set(required)
             schema: pa.Schema | None = None
             misfits = 0
-            batches = con.sql(source.query()).to_arrow_reader(batch_rows)
+            batches = _streamed(con.sql(source.query()).to_arrow_reader(batch_rows))
             for number, batch in enumerate(batches, start=1):
                 if source.checked:
                     misfits += pc.sum(batch.column(_MISFITS)).as_py() or 0
@@ -125,6 +131,19 @@ def read_export(
     finally:
         con.close()
         release_memory()
+
+
+def _streamed(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """The reader's batches. An error DuckDB meets while it streams (a file that breaks off
+    after its first rows) reaches Python as Arrow's OSError: raised as the DuckDB error it is."""
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except (OSError, pa.ArrowException) as error:
+            raise duckdb.Error(str(error)) from None
+        yield batch
 
 
 class _Source:
@@ -163,7 +182,12 @@ def raw(index: int) -> str:
 
 
 def _source(
-    con: duckdb.DuckDBPyConnection, path: Path, export_format: str, constants: dict[str, Any], threads: int
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    export_format: str,
+    constants: dict[str, Any],
+    threads: int,
+    given_keys: Sequence[str] | None = None,
 ) -> _Source | None:
     file = _literal(str(path))
     if export_format == "csv":
@@ -179,9 +203,9 @@ def _source(
         cells = ", ".join(f"{_quote(n)} AS {raw(i)}" for i, n in enumerate(duck_names))
         reader = f"(SELECT {cells} FROM read_csv({file}, {_CSV_OPTIONS}))"
         return _Source(reader, columns, constants)
-    layout = _JSON_FORMATS[export_format]
+    layout = JSON_LAYOUTS[export_format]
     con.execute(f"SET threads = {max(threads, KEY_SCAN_THREADS)}")
-    keys = json_keys(con, file, layout)
+    keys = list(given_keys) if given_keys is not None else json_keys(con, file, layout)
     if not keys:
         return None
     undeclared = [key for key in keys if declared_type(key) is None]
@@ -191,7 +215,7 @@ def _source(
     if len({key.lower() for key in keys}) < len(keys):
         # keys that differ only in case: DuckDB's column names do not, so take each key's text
         # out of the raw object instead (slower; only for such files)
-        paths = "[" + ", ".join(_literal(_json_path(c.field)) for c in columns) + "]"
+        paths = "[" + ", ".join(_literal(json_path(c.field)) for c in columns) + "]"
         values = f"json_extract_string(json, {paths})"
         reader = (
             f"(SELECT {', '.join(f'v[{i + 1}] AS {raw(i)}' for i in range(len(columns)))} FROM "
@@ -202,36 +226,6 @@ def _source(
     renames = ", ".join(f"{_quote(c.field)} AS {raw(i)}" for i, c in enumerate(columns))
     reader = f"(SELECT {renames} FROM read_json({file}, format='{layout}', records=true, columns={struct}))"
     return _Source(reader, columns, constants)
-
-
-def json_keys(con: duckdb.DuckDBPyConnection, file: str, layout: str) -> list[str]:
-    """Every key of every object in the file, in a stable order: the distinct key lists (rows
-    of the same shape share one), longest first, each adding the keys not seen yet in its own
-    order. One pass over the raw objects that converts no value."""
-    lists = con.execute(
-        f"SELECT DISTINCT json_keys(json) FROM read_json_objects({file}, format='{layout}') "
-        "WHERE json IS NOT NULL"
-    ).fetchall()
-    ordered = sorted((keys for (keys,) in lists if keys), key=lambda keys: (-len(keys), keys))
-    return list(dict.fromkeys(key for keys in ordered for key in keys))
-
-
-def json_value_types(
-    con: duckdb.DuckDBPyConnection, file: str, layout: str, keys: Sequence[str]
-) -> dict[str, set[str]]:
-    """The JSON value types (json_type spellings) each of `keys` holds anywhere in the file."""
-    values = f"json_extract(json, [{', '.join(_literal(_json_path(k)) for k in keys)}])"
-    rows = con.execute(
-        f"SELECT DISTINCT unnest(list_transform(v, lambda x: json_type(x)), recursive := false) AS t, "
-        f"unnest(range(1, len(v) + 1)) AS i "
-        f"FROM (SELECT {values} AS v FROM read_json_objects({file}, format='{layout}') "
-        "WHERE json IS NOT NULL)"
-    ).fetchall()
-    found: dict[str, set[str]] = {key: set() for key in keys}
-    for sql_type, index in rows:
-        if sql_type is not None:
-            found[keys[index - 1]].add(sql_type)
-    return found
 
 
 def _csv_header(con: duckdb.DuckDBPyConnection, file: str) -> list[str]:
@@ -273,10 +267,6 @@ def _type_name(sql_type: str) -> str:
 def _shorten(text: Any) -> str:
     text = str(text)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _json_path(key: str) -> str:
-    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def column_type(name: str) -> str:

@@ -273,3 +273,19 @@ def test_batches_are_bounded_and_share_one_schema(tmp_path: Path) -> None:
     assert not batches[-1].schema.field("IndvId").nullable
     ids = [i for b in batches for i in b.column("IndvId").to_pylist()]
     assert sorted(ids) == list(range(25_000))
+
+
+@pytest.mark.parametrize("export_format", ["csv", "json"])
+def test_a_file_that_breaks_off_after_many_rows_is_a_parse_error(tmp_path: Path, export_format: str) -> None:
+    """DuckDB meets the damage while it streams, after batches went out (not at the start)."""
+    good = 30_000
+    if export_format == "csv":
+        text = "IndvId,EventType\r\n" + "".join(f"{i},click\r\n" for i in range(good)) + '1,"unterminated\r\n'
+    else:
+        text = "[" + ",".join(f'{{"IndvId": {i}}}' for i in range(good)) + ', {"IndvId": '
+    path = tmp_path / f"late-break.{export_format}.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    keys = {"keys": ["IndvId"]} if export_format == "json" else {}
+    with pytest.raises(ExportParseError) as raised:
+        list(read_export(path, export_format, dict(CONSTANTS), what=WHAT, batch_rows=1000, **keys))
+    assert WHAT in str(raised.value) and "cursor did not move" in str(raised.value)

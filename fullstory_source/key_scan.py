@@ -1,0 +1,116 @@
+"""Which keys a JSON/NDJSON export holds: every key of every object, or a first guess.
+
+A custom variable may first appear deep in a large export, and DuckDB's typed read silently
+ignores a key it was not given, so the exact list takes a pass over the whole file
+(`json_keys`). That pass costs about as much as the typed read itself; `KeyScan` runs it on a
+connection of its own, in a thread, so that it can run beside a typed read of the first guess
+(`sample_keys`, from the first objects) on the other core: read_ahead.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+
+from .fields import declared_type
+
+JSON_LAYOUTS = {"json": "array", "ndjson": "newline_delimited"}
+# Objects the first guess is taken from (DuckDB's own schema sample is 20,480 values)
+SAMPLE_OBJECTS = 20_480
+# The scan beside a typed read: one thread (a gzip stream is read by one thread anyway, measured:
+# 15.2 s with one, 15.2 s with two, 1M rows) and DuckDB's smallest memory that fits its 32 MB
+# JSON buffer with room to spare
+_SCAN_CONFIG = {"threads": 1, "memory_limit": "128MB", "allocator_flush_threshold": "8MB"}
+
+
+def json_keys(
+    con: duckdb.DuckDBPyConnection, file: str, layout: str, *, limit: int | None = None
+) -> list[str]:
+    """Every key of every object in the file (of its first `limit` objects), in a stable order:
+    the distinct key lists (rows of the same shape share one), longest first, each adding the
+    keys not seen yet in its own order. One pass over the raw objects that converts no value."""
+    objects = f"read_json_objects({file}, format='{layout}')"
+    if limit is not None:
+        objects = f"(SELECT json FROM {objects} LIMIT {int(limit)})"
+    lists = con.execute(f"SELECT DISTINCT json_keys(json) FROM {objects} WHERE json IS NOT NULL").fetchall()
+    ordered = sorted((keys for (keys,) in lists if keys), key=lambda keys: (-len(keys), keys))
+    return list(dict.fromkeys(key for keys in ordered for key in keys))
+
+
+def json_value_types(
+    con: duckdb.DuckDBPyConnection, file: str, layout: str, keys: Sequence[str]
+) -> dict[str, set[str]]:
+    """The JSON value types (json_type spellings) each of `keys` holds anywhere in the file."""
+    values = f"json_extract(json, [{', '.join(literal(json_path(k)) for k in keys)}])"
+    rows = con.execute(
+        f"SELECT DISTINCT unnest(list_transform(v, lambda x: json_type(x)), recursive := false) AS t, "
+        f"unnest(range(1, len(v) + 1)) AS i "
+        f"FROM (SELECT {values} AS v FROM read_json_objects({file}, format='{layout}') "
+        "WHERE json IS NOT NULL)"
+    ).fetchall()
+    found: dict[str, set[str]] = {key: set() for key in keys}
+    for sql_type, index in rows:
+        if sql_type is not None:
+            found[keys[index - 1]].add(sql_type)
+    return found
+
+
+def sample_keys(path: Path, export_format: str) -> list[str] | None:
+    """The keys of the first objects, when they can stand for the whole file until the scan has
+    confirmed it: every one a field the catalog types by its name (a field it does not know
+    takes its type from its values in the whole file) and no two alike but for case (which the
+    typed read cannot tell apart). None otherwise, and for CSV, whose header says it all."""
+    layout = JSON_LAYOUTS.get(export_format)
+    if layout is None:
+        return None
+    try:
+        with duckdb.connect(config=_SCAN_CONFIG) as con:
+            keys = json_keys(con, literal(str(path)), layout, limit=SAMPLE_OBJECTS)
+    except duckdb.Error:
+        return None  # the exact read reports what is wrong with the file
+    if not keys or any(declared_type(key) is None for key in keys):
+        return None
+    if len({key.lower() for key in keys}) < len(keys):
+        return None
+    return keys
+
+
+class KeyScan:
+    """`json_keys` of the whole file in a thread of its own; `result()` waits for it."""
+
+    def __init__(self, path: Path, export_format: str) -> None:
+        self._con = duckdb.connect(config=_SCAN_CONFIG)
+        self._file = literal(str(path))
+        self._layout = JSON_LAYOUTS[export_format]
+        self._keys: list[str] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._scan, name="fullstory-key-scan", daemon=True)
+        self._thread.start()
+
+    def _scan(self) -> None:
+        try:
+            self._keys = json_keys(self._con, self._file, self._layout)
+        except BaseException as error:  # handed to result()
+            self._error = error
+
+    def result(self) -> list[str] | None:
+        """Every key of the file; None when the scan failed (the exact read then reports it)."""
+        self._thread.join()
+        self._con.close()
+        return None if self._error is not None else self._keys
+
+    def cancel(self) -> None:
+        self._con.interrupt()
+        self._thread.join()
+        self._con.close()
+
+
+def json_path(key: str) -> str:
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
