@@ -44,14 +44,14 @@ def duckdb_setting(pipeline: dlt.Pipeline, name: str) -> object:
 def test_the_command_caps_duckdb_while_it_runs_and_restores_the_config_after(database: Path) -> None:
     pipeline = make_pipeline(database)
     memory = duckdb_memory(pipeline)
-    assert memory.limit == 64 * 1000**2
+    assert memory.limit == 128 * 1000**2
     with memory.applied():
-        assert duckdb_setting(pipeline, "memory_limit") == "61.0 MiB"  # DuckDB shows MiB
+        assert duckdb_setting(pipeline, "memory_limit") == "122.0 MiB"  # DuckDB shows MiB
         assert duckdb_setting(pipeline, "threads") == 1
         assert os.environ[RETRIES_ENV] == "1"  # one failed load per cap level, not dlt's 5
     assert GLOBAL_CONFIG_ENV not in os.environ
     assert RETRIES_ENV not in os.environ
-    assert duckdb_setting(pipeline, "memory_limit") != "61.0 MiB"  # DuckDB's default again
+    assert duckdb_setting(pipeline, "memory_limit") != "122.0 MiB"  # DuckDB's default again
 
 
 def test_dlt_retries_configured_by_the_user_stay(database: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,7 +63,7 @@ def test_dlt_retries_configured_by_the_user_stay(database: Path, monkeypatch: py
 
 def test_the_cap_is_raised_at_most_to_duckdbs_own_default(database: Path) -> None:
     memory = duckdb_memory(make_pipeline(database))
-    assert memory.ceiling > 64 * 1000**2
+    assert memory.ceiling > 128 * 1000**2
     with duckdb.connect() as con:
         default = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     assert memory.ceiling == parse_size(default)
