@@ -9,11 +9,13 @@ connection of its own, in a thread, so that it can run beside a typed read of th
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import duckdb
+import pyarrow.compute as pc
 
 from .fields import declared_type
 
@@ -24,6 +26,7 @@ SAMPLE_OBJECTS = 20_480
 # 15.2 s with one, 15.2 s with two, 1M rows) and DuckDB's smallest memory that fits its 32 MB
 # JSON buffer with room to spare
 _SCAN_CONFIG = {"threads": 1, "memory_limit": "128MB", "allocator_flush_threshold": "8MB"}
+_SCAN_BATCH_ROWS = 10_000
 
 
 def json_keys(
@@ -79,28 +82,49 @@ def sample_keys(path: Path, export_format: str) -> list[str] | None:
 
 
 class KeyScan:
-    """`json_keys` of the whole file in a thread of its own; `result()` waits for it."""
+    """Every key of the file, listed by a thread of its own as it reads: `beyond()` tells at
+    any time which keys it has found outside a given set, `result()` waits for the whole list
+    (in `json_keys`' order)."""
 
     def __init__(self, path: Path, export_format: str) -> None:
         self._con = duckdb.connect(config=_SCAN_CONFIG)
-        self._file = literal(str(path))
-        self._layout = JSON_LAYOUTS[export_format]
-        self._keys: list[str] | None = None
+        self._query = (
+            f"SELECT to_json(json_keys(json)) FROM read_json_objects({literal(str(path))}, "
+            f"format='{JSON_LAYOUTS[export_format]}') WHERE json IS NOT NULL"
+        )
+        self._lock = threading.Lock()
+        self._lists: set[str] = set()  # the distinct key lists, as JSON text
+        self._seen: dict[str, None] = {}  # every key so far, first seen first
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._scan, name="fullstory-key-scan", daemon=True)
         self._thread.start()
 
     def _scan(self) -> None:
+        # streamed, not SELECT DISTINCT: a key is known as soon as it is read (and it is faster:
+        # 13.1 s against 15.2 s for 1M JSON rows)
         try:
-            self._keys = json_keys(self._con, self._file, self._layout)
+            for batch in self._con.sql(self._query).to_arrow_reader(_SCAN_BATCH_ROWS):
+                for text in pc.unique(batch.column(0)).to_pylist():
+                    if text is not None and text not in self._lists:
+                        with self._lock:
+                            self._lists.add(text)
+                            self._seen.update(dict.fromkeys(json.loads(text)))
         except BaseException as error:  # handed to result()
             self._error = error
+
+    def beyond(self, keys: Collection[str]) -> list[str]:
+        """The keys found so far that are not in `keys`."""
+        with self._lock:
+            return [key for key in self._seen if key not in keys]
 
     def result(self) -> list[str] | None:
         """Every key of the file; None when the scan failed (the exact read then reports it)."""
         self._thread.join()
         self._con.close()
-        return None if self._error is not None else self._keys
+        if self._error is not None:
+            return None
+        ordered = sorted((json.loads(text) for text in self._lists), key=lambda keys: (-len(keys), keys))
+        return list(dict.fromkeys(key for keys in ordered if keys for key in keys))
 
     def cancel(self) -> None:
         self._con.interrupt()

@@ -11,10 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pytest
 
 from fullstory_source import key_scan
+from fullstory_source import read_ahead as read_ahead_module
 from fullstory_source.errors import ExportParseError
 from fullstory_source.read_ahead import batches_of, read_ahead
 from fullstory_source.readers import read_export
@@ -26,7 +28,7 @@ CONSTANTS: dict[str, Any] = {
     "window_end": datetime(2026, 10, 2, tzinfo=UTC),
 }
 WHAT = "segment 'everyone', events, window 2026-10-01"
-REREAD = "reading the file again with every key"
+REREAD = "reading the file again with them"
 
 
 def rows(count: int) -> list[dict[str, Any]]:
@@ -146,3 +148,39 @@ def test_a_file_without_rows_leaves_no_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.json.gz"
     path.write_bytes(gzip.compress(b"[]"))
     assert ahead(path, "json") is None
+
+
+def test_keys_that_keep_turning_up_still_give_the_exact_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    items = rows(key_scan.SAMPLE_OBJECTS + 60_000)
+    late = [f"evt_k{i}_str" for i in range(read_ahead_module.RESTARTS + 3)]
+    for i, key in enumerate(late):
+        row = key_scan.SAMPLE_OBJECTS + i * 10_000
+        items[row] = {**items[row], key: f"value {i}"}
+    path = write(tmp_path, items, "json")
+    with caplog.at_level(logging.INFO):
+        table = ahead(path, "json")
+    assert table is not None and table.equals(exact(path, "json"))
+    assert [table.column(key).drop_null().to_pylist() for key in late] == [
+        [f"value {i}"] for i in range(len(late))
+    ]
+    assert REREAD in caplog.text
+
+
+def test_the_scan_beside_the_read_lists_the_keys_as_the_exact_scan_does(tmp_path: Path) -> None:
+    items = [
+        {
+            "EventStart": "2026-10-01T00:00:00Z",
+            "IndvId": i,
+            **({"evt_b_str": "x"} if i % 3 else {"evt_a_int": 1}),
+        }
+        for i in range(30_000)
+    ]
+    items[-1]["evt_z_bool"] = True
+    path = write(tmp_path, items, "ndjson")
+    with duckdb.connect() as con:
+        expected = key_scan.json_keys(con, key_scan.literal(str(path)), "newline_delimited")
+    scan = key_scan.KeyScan(path, "ndjson")
+    assert scan.result() == expected
+    assert "evt_z_bool" in expected and len(expected) == 5
