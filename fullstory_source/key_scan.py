@@ -2,16 +2,18 @@
 
 A custom variable may first appear deep in a large export, and DuckDB's typed read silently
 ignores a key it was not given, so the exact list takes a pass over the whole file
-(`json_keys`). That pass costs about as much as the typed read itself; `KeyScan` runs it on a
-connection of its own, in a thread, so that it can run beside a typed read of the first guess
-(`sample_keys`, from the first objects) on the other core: read_ahead.py.
+(`json_keys`). That pass costs about as much as the typed read itself. `KeyScan` runs it on a
+connection of its own, in a thread, beside a typed read of the keys of the first objects
+(`first_keys`) on the other core, and tells as soon as it meets a key beyond them:
+read_ahead.py.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -22,25 +24,21 @@ from .fields import declared_type
 JSON_LAYOUTS = {"json": "array", "ndjson": "newline_delimited"}
 # Objects the first guess is taken from (DuckDB's own schema sample is 20,480 values)
 SAMPLE_OBJECTS = 20_480
-# The scan beside a typed read: one thread (a gzip stream is read by one thread anyway, measured:
-# 15.2 s with one, 15.2 s with two, 1M rows) and DuckDB's smallest memory that fits its 32 MB
-# JSON buffer with room to spare
+# The scan beside a typed read: one thread (a gzip stream is read by one thread anyway: the
+# scan of 1M JSON rows took 15.2 s with one and with two) and room for DuckDB's 32 MB JSON buffer
 _SCAN_CONFIG = {"threads": 1, "memory_limit": "128MB", "allocator_flush_threshold": "8MB"}
 _SCAN_BATCH_ROWS = 2048
+# One object's key list as text; the same list always gives the same text
+_KEY_LIST = "to_json(json_keys(json))"
 
 
-def json_keys(
-    con: duckdb.DuckDBPyConnection, file: str, layout: str, *, limit: int | None = None
-) -> list[str]:
-    """Every key of every object in the file (of its first `limit` objects), in a stable order:
-    the distinct key lists (rows of the same shape share one), longest first, each adding the
-    keys not seen yet in its own order. One pass over the raw objects that converts no value."""
+def json_keys(con: duckdb.DuckDBPyConnection, file: str, layout: str) -> list[str]:
+    """Every key of every object in the file, in a stable order: the distinct key lists (rows
+    of the same shape share one), longest first, each adding the keys not seen yet in its own
+    order. One pass over the raw objects that converts no value."""
     objects = f"read_json_objects({file}, format='{layout}')"
-    if limit is not None:
-        objects = f"(SELECT json FROM {objects} LIMIT {int(limit)})"
-    lists = con.execute(f"SELECT DISTINCT json_keys(json) FROM {objects} WHERE json IS NOT NULL").fetchall()
-    ordered = sorted((keys for (keys,) in lists if keys), key=lambda keys: (-len(keys), keys))
-    return list(dict.fromkeys(key for keys in ordered for key in keys))
+    lists = con.execute(f"SELECT DISTINCT {_KEY_LIST} FROM {objects} WHERE json IS NOT NULL").fetchall()
+    return _ordered(text for (text,) in lists)
 
 
 def json_value_types(
@@ -61,7 +59,15 @@ def json_value_types(
     return found
 
 
-def sample_keys(path: Path, export_format: str) -> list[str] | None:
+@dataclass(frozen=True)
+class FirstKeys:
+    """The keys of the first objects of a file, and their distinct key lists (as JSON text)."""
+
+    keys: list[str]
+    lists: list[str]
+
+
+def first_keys(path: Path, export_format: str) -> FirstKeys | None:
     """The keys of the first objects, when they can stand for the whole file until the scan has
     confirmed it: every one a field the catalog types by its name (a field it does not know
     takes its type from its values in the whole file) and no two alike but for case (which the
@@ -69,38 +75,44 @@ def sample_keys(path: Path, export_format: str) -> list[str] | None:
     layout = JSON_LAYOUTS.get(export_format)
     if layout is None:
         return None
+    file = literal(str(path))
+    objects = f"(SELECT json FROM read_json_objects({file}, format='{layout}') LIMIT {SAMPLE_OBJECTS})"
     try:
         with duckdb.connect(config=_SCAN_CONFIG) as con:
-            keys = json_keys(con, literal(str(path)), layout, limit=SAMPLE_OBJECTS)
+            rows = con.execute(
+                f"SELECT DISTINCT {_KEY_LIST} FROM {objects} WHERE json IS NOT NULL"
+            ).fetchall()
     except duckdb.Error:
         return None  # the exact read reports what is wrong with the file
+    lists = [text for (text,) in rows if text is not None]
+    keys = _ordered(lists)
     if not keys or any(declared_type(key) is None for key in keys):
         return None
     if len({key.lower() for key in keys}) < len(keys):
         return None
-    return keys
+    return FirstKeys(keys, lists)
 
 
 class KeyScan:
-    """The keys of the file beyond `known` (the first objects' keys), listed by a thread of its
-    own as it reads: `beyond()` tells at any time which keys it has found outside a given set,
-    `result()` waits for the whole file (`known` first, then the others as first seen)."""
+    """The keys of the whole file, listed by a thread of its own as it reads: `beyond()` tells
+    at any time which keys it has found outside a given set, `result()` waits for the end (the
+    first keys first, then the others as first seen)."""
 
-    def __init__(self, path: Path, export_format: str, known: Sequence[str]) -> None:
+    def __init__(self, path: Path, export_format: str, first: FirstKeys) -> None:
         self._con = duckdb.connect(config=_SCAN_CONFIG)
-        # only objects with a key beyond `known` reach Python: checked per object in DuckDB
-        # (18.1 s for 1M JSON rows, against 15.2 s for the SELECT DISTINCT of json_keys, which
-        # tells nothing until the end; streaming every key list to Python instead took 13.1 s
-        # but ~60 MB more memory)
+        # Only objects whose key list the first objects did not have reach Python: one text
+        # comparison per object in DuckDB (13.2 s for 1M JSON rows, against 15.2 s for the
+        # SELECT DISTINCT of json_keys, which tells nothing until the end; 18.1 s with
+        # list_has_all; streaming every list to Python 13.7 s and ~50 MB more)
+        seen_lists = ", ".join(literal(text) for text in first.lists)
         self._query = (
-            f"SELECT to_json(k) FROM (SELECT json_keys(json) AS k FROM read_json_objects("
-            f"{literal(str(path))}, format='{JSON_LAYOUTS[export_format]}') WHERE json IS NOT NULL) "
-            f"WHERE NOT list_has_all([{', '.join(literal(key) for key in known)}]::VARCHAR[], k)"
+            f"SELECT k FROM (SELECT {_KEY_LIST} AS k FROM read_json_objects({literal(str(path))}, "
+            f"format='{JSON_LAYOUTS[export_format]}') WHERE json IS NOT NULL) WHERE k NOT IN ({seen_lists})"
         )
-        self._known = list(known)
+        self._first = first.keys
         self._lock = threading.Lock()
-        self._lists: set[str] = set()  # the distinct key lists with a key beyond `known`, as JSON
-        self._seen: dict[str, None] = {}  # the keys of those lists, first seen first
+        self._lists: set[str] = set(first.lists)
+        self._seen: dict[str, None] = dict.fromkeys(first.keys)  # every key so far, first seen first
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._scan, name="fullstory-key-scan", daemon=True)
         self._thread.start()
@@ -125,14 +137,18 @@ class KeyScan:
         """Every key of the file; None when the scan failed (the exact read then reports it)."""
         self._thread.join()
         self._con.close()
-        if self._error is not None:
-            return None
-        return list(dict.fromkeys([*self._known, *self._seen]))
+        return None if self._error is not None else list(self._seen)
 
     def cancel(self) -> None:
         self._con.interrupt()
         self._thread.join()
         self._con.close()
+
+
+def _ordered(lists: Iterable[str]) -> list[str]:
+    """json_keys' order of the keys of distinct key lists (JSON texts)."""
+    decoded = sorted((json.loads(text) for text in lists if text), key=lambda keys: (-len(keys), keys))
+    return list(dict.fromkeys(key for keys in decoded for key in keys))
 
 
 def json_path(key: str) -> str:

@@ -26,7 +26,7 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from . import readers
 from .errors import ExportParseError
-from .key_scan import SAMPLE_OBJECTS, KeyScan, sample_keys
+from .key_scan import SAMPLE_OBJECTS, KeyScan, first_keys
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +60,12 @@ def read_ahead(
         batches = read(path, export_format, constants, what=what, required=tuple(required), **options)
         return _write(batches, target, what, check)
 
-    keys = sample_keys(path, export_format)
-    if keys is None:
+    first = first_keys(path, export_format)
+    if first is None:
         return write()
-    scan = KeyScan(path, export_format, keys)
+    scan = KeyScan(path, export_format, first)
     try:
-        attempt = _beside_the_scan(write, scan, keys, each_batch, what)
+        attempt = _beside_the_scan(write, scan, first.keys, each_batch, what)
     except ExportParseError:
         scan.cancel()
         return write()  # the exact read decides: the rows may need a key the first objects lack

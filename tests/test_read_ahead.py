@@ -111,14 +111,15 @@ def test_a_value_that_does_not_fit_is_reported_once_even_when_the_file_is_read_t
 
 def test_a_first_guess_only_of_keys_the_catalog_types_by_name(tmp_path: Path) -> None:
     known = write(tmp_path, rows(10), "json")
-    assert key_scan.sample_keys(known, "json") == ["EventStart", "IndvId", "EventType", "user_n_int"]
+    first = key_scan.first_keys(known, "json")
+    assert first is not None and first.keys == ["EventStart", "IndvId", "EventType", "user_n_int"]
     (tmp_path / "b").mkdir()
     unknown = write(tmp_path / "b", [{**r, "NewFullStoryField": 1} for r in rows(10)], "json")
-    assert key_scan.sample_keys(unknown, "json") is None  # its type comes from the whole file
+    assert key_scan.first_keys(unknown, "json") is None  # its type comes from the whole file
     (tmp_path / "c").mkdir()
     cased = write(tmp_path / "c", [{**r, "evt_a_str": "x", "evt_A_str": "y"} for r in rows(10)], "ndjson")
-    assert key_scan.sample_keys(cased, "ndjson") is None
-    assert key_scan.sample_keys(known, "csv") is None
+    assert key_scan.first_keys(cased, "ndjson") is None
+    assert key_scan.first_keys(known, "csv") is None
 
 
 def test_a_file_that_cannot_be_parsed_fails_like_the_exact_read(tmp_path: Path) -> None:
@@ -183,8 +184,10 @@ def test_the_scan_beside_the_read_finds_every_key_the_exact_scan_finds(tmp_path:
     with duckdb.connect() as con:
         every_key = key_scan.json_keys(con, key_scan.literal(str(path)), "newline_delimited")
     assert len(every_key) == 6
-    known = ["IndvId", "EventStart", "evt_b_str"]
-    scan = key_scan.KeyScan(path, "ndjson", known)
+    first = key_scan.first_keys(path, "ndjson")
+    assert first is not None and first.keys == ["EventStart", "IndvId", "evt_a_int", "evt_b_str"]
+    scan = key_scan.KeyScan(path, "ndjson", first)
     found = scan.result()
-    assert found is not None and found[:3] == known and sorted(found) == sorted(every_key)
-    assert scan.beyond(set(known)) == ["evt_a_int", "evt_y_str", "evt_z_bool"]
+    assert found == [*first.keys, "evt_y_str", "evt_z_bool"]
+    assert sorted(found) == sorted(every_key)
+    assert scan.beyond(set(first.keys)) == ["evt_y_str", "evt_z_bool"]
