@@ -60,7 +60,8 @@ class ExportServices:
     extract_id: str = ""  # names this run's extract in the journal (journal.mark_extracted)
     stop: StopSignal = field(default_factory=StopSignal)  # Ctrl-C / SIGTERM (stopping.py)
     # set: each file is read into Arrow in the pool thread (`_read_ahead`), at most
-    # `read_slots` at a time (each read holds a DuckDB connection and a batch in memory)
+    # `read_slots` DuckDB passes at a time (a read, or the key scan beside one: read_ahead.py),
+    # each holding a DuckDB connection and a batch in memory
     read: Reader | None = None
     read_slots: threading.Semaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))
 
@@ -226,6 +227,7 @@ class WindowExport:
                     what=str(self.job),
                     required=EXPORT_TYPES[self.job.export_type].required_fields,
                     each_batch=self.s.stop.check,
+                    spare=self.s.read_slots,
                 )
             self.parsed = parsed if wrote else None
         except BaseException as error:

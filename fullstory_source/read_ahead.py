@@ -15,6 +15,7 @@ Measured on a 1M-row JSON export (2 cores), read ahead alone: 31 s one pass afte
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from . import readers
 from .errors import ExportParseError
-from .key_scan import SAMPLE_OBJECTS, KeyScan, first_keys
+from .key_scan import SAMPLE_OBJECTS, FirstKeys, KeyScan, first_keys
 
 logger = logging.getLogger(__name__)
 
@@ -50,19 +51,38 @@ def read_ahead(
     what: str,
     required: Sequence[str],
     each_batch: Callable[[], None] = lambda: None,
+    spare: threading.Semaphore | None = None,
 ) -> bool:
     """Write every row of `path` into `target` (an Arrow IPC stream); False when the file has
     none. `target` is not left behind when there is nothing in it or the read fails.
-    `each_batch` runs before each batch is written (a stop check). Raises what the read
-    raises, and ExportParseError for two fields that would become one column."""
+    `each_batch` runs before each batch is written (a stop check). `spare`: the scan runs beside
+    the typed read only with one of its slots free, taken without waiting (the slots of the
+    run's reads: where another read keeps the other core busy, a scan beside would only add
+    its memory); without one, the scan runs first. Raises what the read raises, and
+    ExportParseError for two fields that would become one column."""
 
     def write(check: Callable[[], None] = each_batch, **options: Any) -> bool:
         batches = read(path, export_format, constants, what=what, required=tuple(required), **options)
         return _write(batches, target, what, check)
 
     first = first_keys(path, export_format)
-    if first is None:
+    if first is None or (spare is not None and not spare.acquire(blocking=False)):
         return write()
+    try:
+        return _read_beside_the_scan(write, path, export_format, first, each_batch, what)
+    finally:
+        if spare is not None:
+            spare.release()
+
+
+def _read_beside_the_scan(
+    write: Callable[..., bool],
+    path: Path,
+    export_format: str,
+    first: FirstKeys,
+    each_batch: Callable[[], None],
+    what: str,
+) -> bool:
     scan = KeyScan(path, export_format, first)
     try:
         attempt = _beside_the_scan(write, scan, first.keys, each_batch, what)

@@ -191,3 +191,22 @@ def test_the_scan_beside_the_read_finds_every_key_the_exact_scan_finds(tmp_path:
     assert found == [*first.keys, "evt_y_str", "evt_z_bool"]
     assert sorted(found) == sorted(every_key)
     assert scan.beyond(set(first.keys)) == ["evt_y_str", "evt_z_bool"]
+
+
+def test_without_a_spare_slot_the_scan_runs_first_and_the_result_is_the_same(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    items = rows(key_scan.SAMPLE_OBJECTS + 5)
+    items[-1] = {**items[-1], "evt_coupon_str": "late"}
+    path = write(tmp_path, items, "json")
+    busy = threading.BoundedSemaphore(1)
+    busy.acquire()  # another window's read holds the only other slot
+    with caplog.at_level(logging.INFO):
+        table = ahead(path, "json", spare=busy)
+    assert table is not None and table.equals(exact(path, "json"))
+    assert REREAD not in caplog.text  # read once, after the scan
+    free = threading.BoundedSemaphore(1)
+    with caplog.at_level(logging.INFO):
+        assert ahead(path, "json", spare=free) is not None
+    assert REREAD in caplog.text  # read beside the scan, then again with the late key
+    assert free.acquire(blocking=False)  # and the slot given back
