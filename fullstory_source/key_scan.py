@@ -95,8 +95,8 @@ def first_keys(path: Path, export_format: str) -> FirstKeys | None:
 
 class KeyScan:
     """The keys of the whole file, listed by a thread of its own as it reads: `beyond()` tells
-    at any time which keys it has found outside a given set, `result()` waits for the end (the
-    first keys first, then the others as first seen)."""
+    at any time which keys it has found outside a given set, `result()` waits for the end and
+    lists them as `json_keys` does."""
 
     def __init__(self, path: Path, export_format: str, first: FirstKeys) -> None:
         self._con = duckdb.connect(config=_SCAN_CONFIG)
@@ -109,7 +109,6 @@ class KeyScan:
             f"SELECT k FROM (SELECT {_KEY_LIST} AS k FROM read_json_objects({literal(str(path))}, "
             f"format='{JSON_LAYOUTS[export_format]}') WHERE json IS NOT NULL) WHERE k NOT IN ({seen_lists})"
         )
-        self._first = first.keys
         self._lock = threading.Lock()
         self._lists: set[str] = set(first.lists)
         self._seen: dict[str, None] = dict.fromkeys(first.keys)  # every key so far, first seen first
@@ -137,7 +136,7 @@ class KeyScan:
         """Every key of the file; None when the scan failed (the exact read then reports it)."""
         self._thread.join()
         self._con.close()
-        return None if self._error is not None else list(self._seen)
+        return None if self._error is not None else _ordered(self._lists)
 
     def cancel(self) -> None:
         self._con.interrupt()

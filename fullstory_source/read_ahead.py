@@ -26,6 +26,7 @@ import pyarrow as pa
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from . import readers
+from .columns import plan
 from .errors import ExportParseError
 from .key_scan import SAMPLE_OBJECTS, FirstKeys, KeyScan, first_keys
 
@@ -69,7 +70,7 @@ def read_ahead(
     if first is None or (spare is not None and not spare.acquire(blocking=False)):
         return write()
     try:
-        return _read_beside_the_scan(write, path, export_format, first, each_batch, what)
+        return _read_beside_the_scan(write, path, export_format, first, constants, each_batch, what)
     finally:
         if spare is not None:
             spare.release()
@@ -80,6 +81,7 @@ def _read_beside_the_scan(
     path: Path,
     export_format: str,
     first: FirstKeys,
+    constants: dict[str, Any],
     each_batch: Callable[[], None],
     what: str,
 ) -> bool:
@@ -93,11 +95,11 @@ def _read_beside_the_scan(
         scan.cancel()
         raise
     every_key = scan.result()
-    if attempt is not None and every_key is not None and set(every_key) <= set(attempt.keys):
+    if attempt is not None and every_key is not None and _same_columns(attempt.keys, every_key, constants):
         for line in attempt.warnings:
             readers.logger.warning(line)
         return attempt.wrote
-    if attempt is not None and every_key is not None:
+    if attempt is not None and every_key is not None and set(every_key) - set(attempt.keys):
         _log_late(what, [key for key in every_key if key not in attempt.keys])
     return write(keys=every_key)  # None: the scan failed; the exact read scans and reports
 
@@ -124,6 +126,16 @@ def _beside_the_scan(
             continue
         return _Attempt(wrote, keys, warnings)
     return None
+
+
+def _same_columns(read: list[str], every_key: list[str], constants: dict[str, Any]) -> bool:
+    """Whether the keys read become the columns the exact read (every key, in the scan's order)
+    makes of them: the same keys, and the same names where two fields meet in one column name
+    (which of them is renamed follows the key order)."""
+    if set(read) != set(every_key):
+        return False
+    names = [{c.field: c.name for c in plan(keys, None, constants)} for keys in (read, every_key)]
+    return names[0] == names[1]
 
 
 class _NewKeys(Exception):
