@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,7 @@ SAMPLE_OBJECTS = 20_480
 # scan of 1M JSON rows took 15.2 s with one and with two) and room for DuckDB's 32 MB JSON buffer
 _SCAN_CONFIG = {"threads": 1, "memory_limit": "128MB", "allocator_flush_threshold": "8MB"}
 _SCAN_BATCH_ROWS = 2048
+_WAIT_SECONDS = 0.1  # between two stop checks while waiting for the scan
 # One object's key list as text; the same list always gives the same text
 _KEY_LIST = "to_json(json_keys(json))"
 
@@ -113,12 +114,15 @@ class KeyScan:
         self._lists: set[str] = set(first.lists)
         self._seen: dict[str, None] = dict.fromkeys(first.keys)  # every key so far, first seen first
         self._error: BaseException | None = None
+        self._cancelled = threading.Event()
         self._thread = threading.Thread(target=self._scan, name="fullstory-key-scan", daemon=True)
         self._thread.start()
 
     def _scan(self) -> None:
         try:
             for batch in self._con.sql(self._query).to_arrow_reader(_SCAN_BATCH_ROWS):
+                if self._cancelled.is_set():  # an interrupt sent before the query started is lost
+                    return
                 for text in pc.unique(batch.column(0)).to_pylist():
                     if text is not None and text not in self._lists:
                         with self._lock:
@@ -132,13 +136,20 @@ class KeyScan:
         with self._lock:
             return [key for key in self._seen if key not in keys]
 
-    def result(self) -> list[str] | None:
-        """Every key of the file; None when the scan failed (the exact read then reports it)."""
-        self._thread.join()
+    def result(self, check: Callable[[], None] = lambda: None) -> list[str] | None:
+        """Every key of the file; None when the scan failed (the exact read then reports it) or
+        was cancelled.
+        `check` runs while it waits (a stop check; what it raises, the caller handles)."""
+        while self._thread.is_alive():
+            check()
+            self._thread.join(_WAIT_SECONDS)
         self._con.close()
-        return None if self._error is not None else _ordered(self._lists)
+        if self._error is not None or self._cancelled.is_set():
+            return None
+        return _ordered(self._lists)
 
     def cancel(self) -> None:
+        self._cancelled.set()
         self._con.interrupt()
         self._thread.join()
         self._con.close()

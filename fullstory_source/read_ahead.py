@@ -28,7 +28,7 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 from . import readers
 from .columns import plan
 from .errors import ExportParseError
-from .key_scan import SAMPLE_OBJECTS, FirstKeys, KeyScan, first_keys
+from .key_scan import SAMPLE_OBJECTS, KeyScan, first_keys
 
 logger = logging.getLogger(__name__)
 
@@ -70,38 +70,20 @@ def read_ahead(
     if first is None or (spare is not None and not spare.acquire(blocking=False)):
         return write()
     try:
-        return _read_beside_the_scan(write, path, export_format, first, constants, each_batch, what)
+        scan = KeyScan(path, export_format, first)
+        attempt, every_key = _beside_the_scan(write, scan, first.keys, each_batch, what)
     finally:
         if spare is not None:
-            spare.release()
-
-
-def _read_beside_the_scan(
-    write: Callable[..., bool],
-    path: Path,
-    export_format: str,
-    first: FirstKeys,
-    constants: dict[str, Any],
-    each_batch: Callable[[], None],
-    what: str,
-) -> bool:
-    scan = KeyScan(path, export_format, first)
-    try:
-        attempt = _beside_the_scan(write, scan, first.keys, each_batch, what)
-    except ExportParseError:
-        scan.cancel()
-        return write()  # the exact read decides: the rows may need a key the first objects lack
-    except BaseException:
-        scan.cancel()
-        raise
-    every_key = scan.result()
-    if attempt is not None and every_key is not None and _same_columns(attempt.keys, every_key, constants):
+            spare.release()  # the scan is over; what is left is one read at most
+    if attempt is not None and every_key is not None and _same_names(attempt.keys, every_key, constants):
+        if attempt.wrote and attempt.keys != every_key:
+            _reorder(target, [c.name for c in plan(every_key, None, constants)] + list(constants))
         for line in attempt.warnings:
             readers.logger.warning(line)
         return attempt.wrote
     if attempt is not None and every_key is not None and set(every_key) - set(attempt.keys):
         _log_late(what, [key for key in every_key if key not in attempt.keys])
-    return write(keys=every_key)  # None: the scan failed; the exact read scans and reports
+    return write(keys=every_key)  # None: the scan failed, or the read did; the exact read reports
 
 
 @dataclass
@@ -113,9 +95,29 @@ class _Attempt:
 
 def _beside_the_scan(
     write: Callable[..., bool], scan: KeyScan, keys: list[str], each_batch: Callable[[], None], what: str
+) -> tuple[_Attempt | None, list[str] | None]:
+    """The typed read of `keys` beside the scan, started again with the keys the scan finds
+    while it runs (at most RESTARTS times), and the scan's whole list. Returns once the scan has
+    ended: (the read, None where restarts ran out or it met a parse error; every key, None where
+    the scan failed or was cut short)."""
+    try:
+        attempt = _attempts(write, scan, keys, each_batch, what)
+    except ExportParseError:
+        scan.cancel()
+        return None, None  # the exact read decides: the rows may need a key the first objects lack
+    except BaseException:
+        scan.cancel()
+        raise
+    try:
+        return attempt, scan.result(each_batch)
+    except BaseException:
+        scan.cancel()
+        raise
+
+
+def _attempts(
+    write: Callable[..., bool], scan: KeyScan, keys: list[str], each_batch: Callable[[], None], what: str
 ) -> _Attempt | None:
-    """The typed read of `keys`, started again with the keys the scan finds while it runs
-    (at most RESTARTS times; then None)."""
     for _ in range(RESTARTS + 1):
         warnings: list[str] = []
         try:
@@ -128,14 +130,32 @@ def _beside_the_scan(
     return None
 
 
-def _same_columns(read: list[str], every_key: list[str], constants: dict[str, Any]) -> bool:
-    """Whether the keys read become the columns the exact read (every key, in the scan's order)
-    makes of them: the same keys, and the same names where two fields meet in one column name
-    (which of them is renamed follows the key order)."""
+def _same_names(read: list[str], every_key: list[str], constants: dict[str, Any]) -> bool:
+    """Whether the keys read are every key and load under the names the exact read (every key,
+    in the scan's order) gives them: where two fields meet in one column name, which of them is
+    renamed follows the key order. The order of the columns is put right after (_reorder)."""
     if set(read) != set(every_key):
         return False
     names = [{c.field: c.name for c in plan(keys, None, constants)} for keys in (read, every_key)]
     return names[0] == names[1]
+
+
+def _reorder(target: Path, names: list[str]) -> None:
+    """The columns of `target` in the exact read's order (the first objects' key order can
+    differ from the whole file's): rewritten once, far cheaper than reading the export again."""
+    reordered = target.with_name(target.name + ".reordered")
+    try:
+        with pa.OSFile(str(reordered), "wb") as sink:
+            writer = None
+            for batch in batches_of(target):
+                batch = batch.select(names)
+                writer = writer or pa.ipc.new_stream(sink, batch.schema, options=_IPC)
+                writer.write_batch(batch)
+            if writer is not None:
+                writer.close()
+        reordered.replace(target)
+    finally:
+        reordered.unlink(missing_ok=True)
 
 
 class _NewKeys(Exception):

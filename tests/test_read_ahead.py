@@ -220,3 +220,39 @@ def test_without_a_spare_slot_the_scan_runs_first_and_the_result_is_the_same(
         assert ahead(path, "json", spare=free) is not None
     assert REREAD in caplog.text  # read beside the scan, then again with the late key
     assert free.acquire(blocking=False)  # and the slot given back
+
+
+@pytest.mark.parametrize("late_keys", [False, True])
+@pytest.mark.parametrize("export_format", ["json", "ndjson"])
+def test_columns_come_in_the_exact_reads_order_when_the_first_objects_order_differs(
+    tmp_path: Path, export_format: str, late_keys: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The exact order puts the longest key list first: a longer list after the first objects
+    changes it without bringing a new key."""
+    items: list[dict[str, Any]] = [
+        {"IndvId": i, ("evt_a_str" if i % 2 else "evt_b_str"): "x"} for i in range(key_scan.SAMPLE_OBJECTS)
+    ]
+    items.append({"evt_b_str": "b", "IndvId": 0, "evt_a_str": "a"})
+    if late_keys:  # after the first objects, and one of them not in the catalog
+        items.append({"IndvId": 1, "segment_id": "a field named like one of ours", "evt_late_str": "late"})
+    path = write(tmp_path, items, export_format)
+    with caplog.at_level(logging.INFO):
+        table = ahead(path, export_format)
+    expected = exact(path, export_format)
+    assert table is not None and table.schema.names == expected.schema.names
+    assert table.equals(expected)
+    assert (REREAD in caplog.text) == late_keys  # the order alone is put right without a read
+
+
+def test_a_cancelled_scan_never_claims_a_whole_list(tmp_path: Path) -> None:
+    """Cancelled at once (an interrupt sent before its query starts is lost, so the scan also
+    checks a flag between batches) or later, it ends without a list."""
+    path = write(tmp_path, rows(100_000), "ndjson")
+    first = key_scan.first_keys(path, "ndjson")
+    assert first is not None
+    for _ in range(3):
+        scan = key_scan.KeyScan(path, "ndjson", first)
+        scan.cancel()
+        assert scan.result() is None
+    assert not [t for t in threading.enumerate() if t.name == "fullstory-key-scan"]
+    assert key_scan.KeyScan(path, "ndjson", first).result() == first.keys
