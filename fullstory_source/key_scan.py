@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow.compute as pc
@@ -79,7 +80,7 @@ def first_keys(path: Path, export_format: str) -> FirstKeys | None:
     file = literal(str(path))
     objects = f"(SELECT json FROM read_json_objects({file}, format='{layout}') LIMIT {SAMPLE_OBJECTS})"
     try:
-        with duckdb.connect(config=_SCAN_CONFIG) as con:
+        with quiet_connection() as con:
             rows = con.execute(
                 f"SELECT DISTINCT {_KEY_LIST} FROM {objects} WHERE json IS NOT NULL"
             ).fetchall()
@@ -100,7 +101,7 @@ class KeyScan:
     lists them as `json_keys` does."""
 
     def __init__(self, path: Path, export_format: str, first: FirstKeys) -> None:
-        self._con = duckdb.connect(config=_SCAN_CONFIG)
+        self._con = quiet_connection()
         # Only objects whose key list the first objects did not have reach Python: one text
         # comparison per object in DuckDB (13.2 s for 1M JSON rows, against 15.2 s for the
         # SELECT DISTINCT of json_keys, which tells nothing until the end; 18.1 s with
@@ -159,6 +160,15 @@ def _ordered(lists: Iterable[str]) -> list[str]:
     """json_keys' order of the keys of distinct key lists (JSON texts)."""
     decoded = sorted((json.loads(text) for text in lists if text), key=lambda keys: (-len(keys), keys))
     return list(dict.fromkeys(key for keys in decoded for key in keys))
+
+
+def quiet_connection(**config: Any) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection for reading exports (`config` over the scan's settings) that prints
+    nothing: DuckDB draws its own progress bar on stdout for any query over 2 s, over the
+    command's display."""
+    con = duckdb.connect(config={**_SCAN_CONFIG, **config})
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def json_path(key: str) -> str:

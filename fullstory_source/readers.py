@@ -36,7 +36,7 @@ from . import columns as plans
 from .columns import Column, read_type
 from .errors import ExportParseError
 from .fields import declared_type
-from .key_scan import JSON_LAYOUTS, json_keys, json_path, json_value_types
+from .key_scan import JSON_LAYOUTS, json_keys, json_path, json_value_types, quiet_connection
 from .values import misfit_sql, typed_sql
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def read_export(
         raise ValueError(f"unknown export format {export_format!r}")
     threads = threads or THREADS[export_format]
     warn = warn or logger.warning
-    con = duckdb.connect(config={**_DUCKDB_CONFIG, "memory_limit": memory_limit, "threads": threads})
+    con = quiet_connection(**_DUCKDB_CONFIG, memory_limit=memory_limit, threads=threads)
     name = what or path.name
     try:
         con.execute("SET TimeZone = 'UTC'")

@@ -256,3 +256,9 @@ def test_a_cancelled_scan_never_claims_a_whole_list(tmp_path: Path) -> None:
         assert scan.result() is None
     assert not [t for t in threading.enumerate() if t.name == "fullstory-key-scan"]
     assert key_scan.KeyScan(path, "ndjson", first).result() == first.keys
+
+
+def test_reads_draw_no_progress_bar_over_the_commands_display() -> None:
+    with key_scan.quiet_connection(threads=2) as con:
+        assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)
+        assert con.execute("SELECT current_setting('threads')").fetchone() == (2,)
