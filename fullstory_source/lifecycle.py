@@ -78,6 +78,7 @@ class WindowExport:
         self.seconds = 0.0
         self.rows_read = 0
         self.parsed: Path | None = None  # the rows read ahead, as an Arrow IPC stream file
+        self.parsed_columns: list[str] = []  # its columns, in the order to read them back
 
     # -- in a pool thread: everything FullStory does --------------------------------------------
     def fetch(self) -> WindowExport:
@@ -218,7 +219,7 @@ class WindowExport:
         parsed = export.path.with_name(export.path.name + ".arrow")
         try:
             with self.s.read_slots:
-                wrote = read_ahead(
+                columns = read_ahead(
                     read,
                     export.path,
                     export.export_format,
@@ -229,7 +230,7 @@ class WindowExport:
                     each_batch=self.s.stop.check,
                     spare=self.s.read_slots,
                 )
-            self.parsed = parsed if wrote else None
+            self.parsed, self.parsed_columns = (parsed, columns) if columns else (None, [])
         except BaseException as error:
             parsed.unlink(missing_ok=True)
             if not isinstance(error, StoppedError):
@@ -258,7 +259,7 @@ class WindowExport:
         self.load_id = self.load_id or load_id
         try:
             if self.parsed is not None:
-                batches: Iterator[pa.RecordBatch] = batches_of(self.parsed)
+                batches: Iterator[pa.RecordBatch] = batches_of(self.parsed, self.parsed_columns)
             elif export.empty or self.s.read is not None:
                 return  # empty, or read ahead and nothing in it
             else:
