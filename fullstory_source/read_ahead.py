@@ -97,7 +97,11 @@ class _Attempt:
 
 
 def _beside_the_scan(
-    write: Callable[..., bool], scan: KeyScan, keys: list[str], each_batch: Callable[[], None], what: str
+    write: Callable[..., list[str] | None],
+    scan: KeyScan,
+    keys: list[str],
+    each_batch: Callable[[], None],
+    what: str,
 ) -> tuple[_Attempt | None, list[str] | None]:
     """The typed read of `keys` beside the scan, started again with the keys the scan finds
     while it runs (at most RESTARTS times), and the scan's whole list. Returns once the scan has
@@ -119,7 +123,11 @@ def _beside_the_scan(
 
 
 def _attempts(
-    write: Callable[..., bool], scan: KeyScan, keys: list[str], each_batch: Callable[[], None], what: str
+    write: Callable[..., list[str] | None],
+    scan: KeyScan,
+    keys: list[str],
+    each_batch: Callable[[], None],
+    what: str,
 ) -> _Attempt | None:
     for _ in range(RESTARTS + 1):
         warnings: list[str] = []
