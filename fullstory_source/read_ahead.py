@@ -107,38 +107,26 @@ def _beside_the_scan(
     while it runs (at most RESTARTS times), and the scan's whole list. Returns once the scan has
     ended: (the read, None where restarts ran out or it met a parse error; every key, None where
     the scan failed or was cut short)."""
+    attempt = None
     try:
-        attempt = _attempts(write, scan, keys, each_batch, what)
+        for _ in range(RESTARTS + 1):
+            warnings: list[str] = []
+            try:
+                columns = write(_stop_at_new_keys(scan, keys, each_batch), keys=keys, warn=warnings.append)
+            except _NewKeys as new:
+                _log_late(what, new.keys)
+                keys = keys + new.keys
+                continue
+            attempt = _Attempt(columns, keys, warnings)
+            break
+        every_key = scan.result(each_batch)
     except ExportParseError:
         scan.cancel()
         return None, None  # the exact read decides: the rows may need a key the first objects lack
     except BaseException:
         scan.cancel()
         raise
-    try:
-        return attempt, scan.result(each_batch)
-    except BaseException:
-        scan.cancel()
-        raise
-
-
-def _attempts(
-    write: Callable[..., list[str] | None],
-    scan: KeyScan,
-    keys: list[str],
-    each_batch: Callable[[], None],
-    what: str,
-) -> _Attempt | None:
-    for _ in range(RESTARTS + 1):
-        warnings: list[str] = []
-        try:
-            columns = write(_stop_at_new_keys(scan, keys, each_batch), keys=keys, warn=warnings.append)
-        except _NewKeys as new:
-            _log_late(what, new.keys)
-            keys = keys + new.keys
-            continue
-        return _Attempt(columns, keys, warnings)
-    return None
+    return attempt, every_key
 
 
 def _same_names(read: list[str], every_key: list[str], constants: dict[str, Any]) -> bool:
