@@ -69,9 +69,11 @@ def bench_pipeline(name: str, database: Path, work: Path) -> Any:
     """A dlt pipeline into a DuckDB file, with its working dir inside the case's scratch dir."""
     import dlt
 
+    from fullstory_source import duckdb_destination
+
     return dlt.pipeline(
         pipeline_name=name,
-        destination=dlt.destinations.duckdb(str(database)),
+        destination=duckdb_destination.duckdb(str(database)),  # the command's DuckDB destination
         dataset_name="fullstory",
         pipelines_dir=str(work / "pipelines"),
     )

@@ -12,8 +12,10 @@ package, `drop_rows_copied_by_unrecorded_jobs` removes from staging the rows of 
 job that dlt is going to run again; the repeated copy then puts them back exactly once. It
 runs only on a resume and costs nothing on a normal load.
 
-DuckDB only: BigQuery load jobs and Snowflake's COPY are idempotent per file by themselves
-(BigQuery reuses the job of the same id; COPY skips files it already loaded).
+dlt's DuckDB destination only: this project's (duckdb_destination.py, which the command uses)
+loads events without staging, in jobs that never load their rows twice. BigQuery load jobs and
+Snowflake's COPY are idempotent per file by themselves (BigQuery reuses the job of the same id;
+COPY skips files it already loaded).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import dlt
 
+from .duckdb_destination import DLT_DUCKDB
 from .tables import ROW_KEY
 
 logger = logging.getLogger(__name__)
@@ -34,8 +37,9 @@ RECORDED_JOBS_FOLDER = ".pending_transitions"
 
 def drop_rows_copied_by_unrecorded_jobs(pipeline: dlt.Pipeline) -> int:
     """Call before loading a pending package again. Returns the number of staging rows removed."""
-    if pipeline.destination is None or not pipeline.destination.destination_type.endswith(".duckdb"):
-        return 0
+    destination = pipeline.destination
+    if destination is None or destination.destination_type != DLT_DUCKDB:
+        return 0  # this project's DuckDB destination loads events without staging, rerunnably
     removed = 0
     for load_id in pipeline.list_normalized_load_packages():
         package = pipeline.get_load_package_info(load_id)

@@ -32,6 +32,7 @@ import duckdb
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from fullstory_source import ConfigurationError
+from fullstory_source.duckdb_destination import is_duckdb
 
 logger = logging.getLogger("fullstory_pipeline")
 
@@ -137,7 +138,7 @@ class DuckDBMemory:
 def duckdb_memory(pipeline: dlt.Pipeline) -> DuckDBMemory:
     """The cap for a run of `pipeline`: DuckDB destinations only, unless configured away."""
     destination = pipeline.destination
-    if destination is None or destination.destination_type != "dlt.destinations.duckdb":
+    if not is_duckdb(destination):
         return DuckDBMemory(None)
     if _configured(_USER_KEY):
         logger.info("DuckDB's global_config is configured: the command leaves DuckDB's memory to it")

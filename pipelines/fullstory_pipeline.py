@@ -35,6 +35,7 @@ from fullstory_source import (
     ConfigurationError,
     FullStoryError,
     RunReport,
+    duckdb_destination,
     fan_out,
     fullstory_source,
 )
@@ -158,7 +159,7 @@ def normalized_rows(pipeline: dlt.Pipeline) -> dict[str, int]:
 def make_pipeline(args: argparse.Namespace, pipelines_dir: str | None = None) -> dlt.Pipeline:
     pipeline = dlt.pipeline(
         pipeline_name=args.pipeline_name,
-        destination=args.destination,
+        destination=duckdb_destination.for_command(args.destination),
         staging=getattr(args, "staging", None),
         dataset_name=args.dataset_name,
         pipelines_dir=pipelines_dir,
@@ -175,7 +176,7 @@ def make_pipeline(args: argparse.Namespace, pipelines_dir: str | None = None) ->
 
 def duckdb_file(pipeline: dlt.Pipeline) -> Path | None:
     """The DuckDB file a pipeline loads into (None for other destinations), without opening it."""
-    if pipeline.destination is None or pipeline.destination.destination_type != "dlt.destinations.duckdb":
+    if not duckdb_destination.is_duckdb(pipeline.destination):
         return None
     database = pipeline.destination_client().config.credentials.database
     return Path(database) if isinstance(database, str) and database != ":memory:" else None
@@ -311,7 +312,7 @@ def demo_locked(database: Path) -> int:
         print(f"FullStory sandbox listening on {sandbox.base_url}")
         pipeline = dlt.pipeline(
             pipeline_name=DEMO_PIPELINE,
-            destination=dlt.destinations.duckdb(str(database)),
+            destination=duckdb_destination.duckdb(str(database)),
             dataset_name="fullstory",
         )
         pipeline.drop()  # a demo starts from scratch every time

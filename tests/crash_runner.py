@@ -28,7 +28,7 @@ import dlt
 from dlt.common.storages.load_package import PackageStorage
 from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
 
-from fullstory_source import RunReport, fullstory_source
+from fullstory_source import RunReport, duckdb_destination, fullstory_source
 from fullstory_source.lifecycle import WindowExport
 
 
@@ -84,7 +84,9 @@ def kill_after_extracting(number: int) -> None:
 def main() -> None:
     base_url, moment = sys.argv[1], sys.argv[2]
     pipeline = dlt.pipeline(
-        pipeline_name="fullstory_pipeline", destination="duckdb", dataset_name="fullstory"
+        pipeline_name="fullstory_pipeline",
+        destination=duckdb_destination.for_command("duckdb"),  # as the command loads
+        dataset_name="fullstory",
     )
     if moment.startswith("extracted:"):
         kill_after_extracting(int(moment.removeprefix("extracted:")))

@@ -18,7 +18,7 @@ import duckdb
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from fullstory_sandbox import Sandbox
-from fullstory_source import fullstory_source
+from fullstory_source import duckdb_destination, fullstory_source
 from fullstory_source.fields import TIMESTAMP, declared_type
 
 API_KEY = "test-key-7f3a9c"
@@ -40,7 +40,7 @@ _naming = NamingConvention()
 def make_pipeline(database: Path, name: str = "fullstory_test") -> dlt.Pipeline:
     return dlt.pipeline(
         pipeline_name=name,
-        destination=dlt.destinations.duckdb(str(database)),
+        destination=duckdb_destination.duckdb(str(database)),
         dataset_name="fullstory",
     )
 
