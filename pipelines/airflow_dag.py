@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 import dlt
 from dlt.extract import DltSource
 
-from fullstory_source import Backfill, ConfigurationError, fullstory_source
+from fullstory_source import Backfill, ConfigurationError, duckdb_destination, fullstory_source
 from fullstory_source.warehouses import apply_warehouse_hints
 
 DESTINATION = os.environ.get("FULLSTORY_DESTINATION", "bigquery")
@@ -136,7 +136,9 @@ if dag is not None:
                 wipe_local_data=True,
             )
             pipeline = dlt.pipeline(
-                pipeline_name=pipeline_name(segment_id), destination=DESTINATION, dataset_name=DATASET
+                pipeline_name=pipeline_name(segment_id),
+                destination=duckdb_destination.for_command(DESTINATION),  # as the command loads
+                dataset_name=DATASET,
             )
             pipeline.config.restore_from_destination = False
             # a callable: evaluated when the task runs; the task is named after the pipeline
