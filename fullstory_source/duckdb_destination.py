@@ -15,7 +15,7 @@ file, in one transaction per file:
    (a run killed between the two); so running a job again never loads its rows twice;
 3. insert the file's rows.
 
-Everything else (individuals, segments, dlt's own tables, files that are not parquet) loads
+Everything else (individuals, segments, dlt's own tables) loads
 exactly as with `dlt.destinations.duckdb`, whose configuration this takes unchanged
 (`DESTINATION__DUCKDB__CREDENTIALS`, `destination.duckdb` in .dlt/). The command loads DuckDB with
 it; a pipeline on dlt's own DuckDB destination loads the same rows, slower.
@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlt.common.destination.client import LoadJob, PreparedTableSchema
+from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.common.schema.utils import get_columns_names_with_prop
 from dlt.common.storages.load_package import ParsedLoadJobFileName
 from dlt.destinations.impl.duckdb.duck import DuckDbClient, DuckDbCopyJob
@@ -48,8 +49,16 @@ def replaces_buckets(table: PreparedTableSchema) -> bool:
     )
 
 
+# How DuckDB reads each load file format dlt may write events in (as dlt's own copy job does)
+READERS = {
+    "parquet": "read_parquet({file}, union_by_name=true)",
+    "jsonl": "read_json({file})",
+    "typed-jsonl": "read_json({file})",
+}
+
+
 class BucketReplaceJob(DuckDbCopyJob):
-    """Loads one parquet file of events: its buckets replaced, in one transaction."""
+    """Loads one file of events: its buckets replaced, in one transaction."""
 
     def __init__(self, file_path: str, load_id: str) -> None:
         super().__init__(file_path)
@@ -58,24 +67,21 @@ class BucketReplaceJob(DuckDbCopyJob):
     def run(self) -> None:
         client = self._job_client.sql_client
         table = client.make_qualified_table_name(self.load_table_name)
-        rows = f"read_parquet({_literal(self._file_path)})"
+        file_format = ParsedLoadJobFileName.parse(self._file_path).file_format
+        rows = READERS[file_format].format(file=_literal(self._file_path))
         load_id = _literal(self._load_id)
         buckets = " AND ".join(f"d.{c} = s.{c}" for c in BUCKET_KEY)
         same_row = " AND ".join(f"d.{c} = s.{c}" for c in ROW_KEY)
-        bucket_list = ", ".join(BUCKET_KEY)
         with client.begin_transaction():
             client.execute_sql(
                 f"DELETE FROM {table} AS d WHERE d._dlt_load_id <> {load_id} AND EXISTS "
-                f"(SELECT 1 FROM (SELECT DISTINCT {bucket_list} FROM {rows}) AS s WHERE {buckets})"
+                f"(SELECT 1 FROM (SELECT DISTINCT {', '.join(BUCKET_KEY)} FROM {rows}) AS s WHERE {buckets})"
             )
             client.execute_sql(
                 f"DELETE FROM {table} AS d WHERE d._dlt_load_id = {load_id} AND EXISTS "
                 f"(SELECT 1 FROM {rows} AS s WHERE {same_row})"
             )
-            client.execute_sql(
-                f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet({_literal(self._file_path)}, "
-                "union_by_name=true)"
-            )
+            client.execute_sql(f"INSERT INTO {table} BY NAME SELECT * FROM {rows}")
 
 
 class BucketReplaceClient(DuckDbClient):
@@ -94,9 +100,16 @@ class BucketReplaceClient(DuckDbClient):
     def create_load_job(
         self, table: PreparedTableSchema, file_path: str, load_id: str, restore: bool = False
     ) -> LoadJob:
-        if replaces_buckets(table) and ParsedLoadJobFileName.parse(file_path).file_format == "parquet":
-            return BucketReplaceJob(file_path, load_id)
-        return super().create_load_job(table, file_path, load_id, restore)
+        if not replaces_buckets(table):
+            return super().create_load_job(table, file_path, load_id, restore)
+        file_format = ParsedLoadJobFileName.parse(file_path).file_format
+        if file_format not in READERS:
+            # its table skips staging: a plain copy would add the rows without replacing any
+            raise DestinationTerminalException(
+                f"{table['name']} cannot load from {file_format} files with this destination; "
+                f"use loader_file_format parquet (the default for this source) or jsonl"
+            )
+        return BucketReplaceJob(file_path, load_id)
 
 
 class duckdb(dlt_duckdb):  # noqa: N801 - the class name is dlt's destination name: config stays `destination.duckdb`

@@ -11,6 +11,7 @@ from typing import Any
 import dlt
 import pytest
 from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from fullstory_sandbox import Sandbox
 from fullstory_sandbox.data import events
@@ -117,3 +118,22 @@ def test_a_job_that_runs_again_loads_its_rows_once(tmp_path: Path, monkeypatch: 
     ]
     loads = query(database, "SELECT count(DISTINCT _dlt_load_id) FROM fullstory.events")
     assert loads == [(1,)]  # the second load replaced the first's buckets
+
+
+def test_jsonl_load_files_replace_the_same_way(live_sandbox: Sandbox, tmp_path: Path) -> None:
+    """A pipeline that asks dlt for JSONL load files: the same job, read with read_json."""
+    database = tmp_path / "ours.duckdb"
+    for name in ("first", "again"):  # the second runner re-exports the day: its rows replace
+        pipeline = pipeline_into(database, duckdb_destination.duckdb, name)
+        args = {"segment_ids": [SEGMENT], "export_types": ["events"], "start_date": DAY1, "end_date": DAY2}
+        pipeline.run(source(live_sandbox, window="6h", **args), loader_file_format="jsonl")
+    assert query(database, "SELECT count(*), count(DISTINCT _dlt_load_id) FROM fullstory.events") == [
+        (sandbox_rows(), 1)
+    ]
+
+
+def test_a_file_format_it_cannot_replace_from_fails_the_load(live_sandbox: Sandbox, tmp_path: Path) -> None:
+    pipeline = pipeline_into(tmp_path / "ours.duckdb", duckdb_destination.duckdb, "ours")
+    args = {"segment_ids": [SEGMENT], "export_types": ["events"], "start_date": DAY1, "end_date": DAY2}
+    with pytest.raises(PipelineStepFailed, match="cannot load from insert_values files"):
+        pipeline.run(source(live_sandbox, window="6h", **args), loader_file_format="insert_values")
