@@ -32,6 +32,7 @@ from dlt.common.storages.load_package import ParsedLoadJobFileName
 from dlt.destinations.impl.duckdb.duck import DuckDbClient, DuckDbCopyJob
 from dlt.destinations.impl.duckdb.factory import duckdb as dlt_duckdb
 
+from .sql_text import literal
 from .tables import BUCKET_COLUMN, ROW_KEY
 
 BUCKET_KEY = ["segment_id", BUCKET_COLUMN]
@@ -68,8 +69,8 @@ class BucketReplaceJob(DuckDbCopyJob):
         client = self._job_client.sql_client
         table = client.make_qualified_table_name(self.load_table_name)
         file_format = ParsedLoadJobFileName.parse(self._file_path).file_format
-        rows = READERS[file_format].format(file=_literal(self._file_path))
-        load_id = _literal(self._load_id)
+        rows = READERS[file_format].format(file=literal(self._file_path))
+        load_id = literal(self._load_id)
         buckets = " AND ".join(f"d.{c} = s.{c}" for c in BUCKET_KEY)
         same_row = " AND ".join(f"d.{c} = s.{c}" for c in ROW_KEY)
         with client.begin_transaction():
@@ -130,7 +131,3 @@ def is_duckdb(destination: Any) -> bool:
 def for_command(destination: Any) -> Any:
     """The destination the command loads into: this one where DuckDB is asked for by name."""
     return duckdb() if destination == "duckdb" else destination
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -21,6 +21,7 @@ import duckdb
 import pyarrow.compute as pc
 
 from .fields import declared_type
+from .sql_text import literal
 
 JSON_LAYOUTS = {"json": "array", "ndjson": "newline_delimited"}
 # Objects the first guess is taken from (DuckDB's own schema sample is 20,480 values)
@@ -173,7 +174,3 @@ def quiet_connection(**config: Any) -> duckdb.DuckDBPyConnection:
 
 def json_path(key: str) -> str:
     return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

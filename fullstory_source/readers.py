@@ -37,6 +37,7 @@ from .columns import Column, read_type
 from .errors import ExportParseError
 from .fields import declared_type
 from .key_scan import JSON_LAYOUTS, json_keys, json_path, json_value_types, quiet_connection
+from .sql_text import literal
 from .values import misfit_sql, typed_sql
 
 logger = logging.getLogger(__name__)
@@ -333,4 +334,4 @@ def _quote(name: str) -> str:
 def _literal(value: Any) -> str:
     if isinstance(value, datetime):
         return f"TIMESTAMPTZ '{value.isoformat()}'"
-    return "'" + str(value).replace("'", "''") + "'"
+    return literal(str(value))

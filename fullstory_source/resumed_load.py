@@ -26,6 +26,7 @@ from pathlib import Path
 import dlt
 
 from .duckdb_destination import DLT_DUCKDB
+from .sql_text import literal
 from .tables import ROW_KEY
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def drop_rows_copied_by_unrecorded_jobs(pipeline: dlt.Pipeline) -> int:
 
 
 def _drop_rows_of_file(pipeline: dlt.Pipeline, table: str, path: Path) -> int:
-    file = "'" + str(path).replace("'", "''") + "'"
+    file = literal(str(path))
     with pipeline.sql_client() as client:
         columns = {row[0] for row in client.execute_sql(f"DESCRIBE SELECT * FROM read_parquet({file})")}
         if not set(ROW_KEY) <= columns:

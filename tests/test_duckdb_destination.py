@@ -28,7 +28,7 @@ def pipeline_into(database: Path, destination: Callable[[str], Any], name: str) 
     return dlt.pipeline(pipeline_name=name, destination=destination(str(database)), dataset_name="fullstory")
 
 
-def load(pipeline: dlt.Pipeline, sb: Sandbox, **args: Any) -> None:
+def load(pipeline: dlt.Pipeline, sb: Sandbox, file_format: str | None = None, **args: Any) -> None:
     args = {
         "segment_ids": [SEGMENT],
         "export_types": ["events"],
@@ -36,7 +36,7 @@ def load(pipeline: dlt.Pipeline, sb: Sandbox, **args: Any) -> None:
         "end_date": DAY2,
         **args,
     }
-    pipeline.run(source(sb, **args))
+    pipeline.run(source(sb, **args), loader_file_format=file_format)
 
 
 def sandbox_rows(per_hour: int = 6) -> int:
@@ -124,9 +124,7 @@ def test_jsonl_load_files_replace_the_same_way(live_sandbox: Sandbox, tmp_path: 
     """A pipeline that asks dlt for JSONL load files: the same job, read with read_json."""
     database = tmp_path / "ours.duckdb"
     for name in ("first", "again"):  # the second runner re-exports the day: its rows replace
-        pipeline = pipeline_into(database, duckdb_destination.duckdb, name)
-        args = {"segment_ids": [SEGMENT], "export_types": ["events"], "start_date": DAY1, "end_date": DAY2}
-        pipeline.run(source(live_sandbox, window="6h", **args), loader_file_format="jsonl")
+        load(pipeline_into(database, duckdb_destination.duckdb, name), live_sandbox, "jsonl", window="6h")
     assert query(database, "SELECT count(*), count(DISTINCT _dlt_load_id) FROM fullstory.events") == [
         (sandbox_rows(), 1)
     ]
@@ -134,6 +132,5 @@ def test_jsonl_load_files_replace_the_same_way(live_sandbox: Sandbox, tmp_path: 
 
 def test_a_file_format_it_cannot_replace_from_fails_the_load(live_sandbox: Sandbox, tmp_path: Path) -> None:
     pipeline = pipeline_into(tmp_path / "ours.duckdb", duckdb_destination.duckdb, "ours")
-    args = {"segment_ids": [SEGMENT], "export_types": ["events"], "start_date": DAY1, "end_date": DAY2}
     with pytest.raises(PipelineStepFailed, match="cannot load from insert_values files"):
-        pipeline.run(source(live_sandbox, window="6h", **args), loader_file_format="insert_values")
+        load(pipeline, live_sandbox, "insert_values", window="6h")
