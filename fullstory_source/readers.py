@@ -134,6 +134,20 @@ def read_export(
         release_memory()
 
 
+def exact_select(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    export_format: str,
+    constants: dict[str, Any],
+    keys: Sequence[str] | None = None,
+) -> str | None:
+    """The query `read_export` streams rows from (every column exact, the misfit count last),
+    for a caller that runs it inside DuckDB instead: bench/ measures it as the floor of any
+    load that keeps the types exact. None when the file has no rows."""
+    source = _source(con, path, export_format, constants, THREADS[export_format], keys)
+    return None if source is None else source.query()
+
+
 def _streamed(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
     """The reader's batches. An error DuckDB meets while it streams (a file that breaks off
     after its first rows) reaches Python as Arrow's OSError: raised as the DuckDB error it is."""

@@ -89,7 +89,7 @@ def test_a_benchmark_run_measures_every_case_and_writes_complete_json(
     eph = cache.events_per_hour_for(ROWS)
     rows = cache.cached(cache_dir, "ndjson", eph, cache.early_fields(cache_dir, eph)).rows
     late = [entry for entry in result["table"] if entry["format"] == "json late key"]
-    assert {entry["case"] for entry in late} == {"pipeline", "duckdb", "duckdb_typed"}
+    assert {entry["case"] for entry in late} == {"pipeline", "duckdb", "duckdb_typed", "duckdb_exact"}
     assert all(entry["rows"] == cache.cached(cache_dir, "json", eph).rows for entry in late)
     table = {entry["case"]: entry for entry in result["table"] if entry["format"] == "ndjson"}
     assert set(table) == set(cases.CASES)
@@ -100,7 +100,13 @@ def test_a_benchmark_run_measures_every_case_and_writes_complete_json(
     assert table["pipeline"]["type_problems"] == []
     assert set(table["pipeline"]["steps"]) >= {"extract", "normalize", "load"}
     (ratio,) = [r for r in result["ratios"] if r["format"] == "ndjson"]
-    assert {"pipeline_vs_duckdb", "pipeline_vs_duckdb_typed", "pipeline_vs_naive"} <= set(ratio)
+    expected = {
+        "pipeline_vs_duckdb",
+        "pipeline_vs_duckdb_typed",
+        "pipeline_vs_duckdb_exact",
+        "pipeline_vs_naive",
+    }
+    assert expected | {"duckdb_exact_vs_duckdb"} <= set(ratio)
     assert set(result["targets"]) >= {"ratio_vs_duckdb", "types_exact", "peak_rss_largest"}
     assert result["machine"]["cpus"] >= 1 and result["machine"]["duckdb"]
     output = tmp_path / "result.json"
