@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from fullstory_source.errors import ExportParseError
-from fullstory_source.readers import read_export
+from fullstory_source.readers import exact_select, read_export
 
 from .support import csv_cell
 
@@ -175,6 +175,36 @@ def test_values_survive_exactly(tmp_path: Path, export_format: str) -> None:
         assert row["segment_id"] == "everyone"
         assert row["window_start"] == WINDOW_START
         assert row["window_end"] == WINDOW_END
+
+
+def test_the_exact_select_run_inside_duckdb_gives_the_rows_read_export_streams(
+    tmp_path: Path, export_format: str
+) -> None:
+    """What bench/'s duckdb_exact case loads in one statement is the pipeline's own conversion:
+    its floor measures the same work."""
+    import duckdb
+
+    path = write(tmp_path, ROWS, export_format)
+    streamed = read(path, export_format)
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        query = exact_select(con, path, export_format, dict(CONSTANTS))
+        assert query is not None
+        loaded = con.sql(query).to_arrow_table()
+    # the same columns in the same order, then the count of values that did not fit (none here)
+    assert loaded.column_names[:-1] == streamed.column_names
+    assert [f.type for f in loaded.schema][:-1] == [f.type for f in streamed.schema]
+    assert loaded.column(loaded.num_columns - 1).to_pylist() == [0, 0, 0]
+    assert loaded.drop_columns([loaded.column_names[-1]]).to_pylist() == streamed.to_pylist()
+
+
+def test_the_exact_select_of_a_file_without_rows_is_none(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "empty.json.gz"
+    path.write_bytes(gzip.compress(b"[]"))
+    with duckdb.connect() as con:
+        assert exact_select(con, path, "json", dict(CONSTANTS)) is None
 
 
 def test_constants_and_required_fields_are_not_null(tmp_path: Path, export_format: str) -> None:
