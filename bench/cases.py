@@ -350,6 +350,8 @@ def run_duckdb_exact(spec: dict[str, Any]) -> dict[str, Any]:
     with duckdb.connect(str(database)) as con:
         con.execute("SET TimeZone = 'UTC'")
         query = exact_select(con, path, export_format, constants, keys)
+        if query is None:
+            raise RuntimeError(f"{path} has no rows")
         con.execute(f"SET threads = {os.cpu_count() or 1}")
         con.execute(f"CREATE TABLE events AS {query}")
         seconds = time.perf_counter() - started

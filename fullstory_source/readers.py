@@ -141,9 +141,10 @@ def exact_select(
     constants: dict[str, Any],
     keys: Sequence[str] | None = None,
 ) -> str | None:
-    """The query `read_export` streams rows from (every column exact, the misfit count last),
-    for a caller that runs it inside DuckDB instead: bench/ measures it as the floor of any
-    load that keeps the types exact. None when the file has no rows."""
+    """The query `read_export` streams rows from (every column exact, then the count of values
+    that did not fit when there are checks), for a caller that runs it inside DuckDB instead:
+    bench/ measures it as the floor of an exact load. None when the file has no object (JSON,
+    keys not given) or no header (CSV). Sets the connection's threads (as read_export does)."""
     source = _source(con, path, export_format, constants, THREADS[export_format], keys)
     return None if source is None else source.query()
 
