@@ -9,7 +9,7 @@ wall time and peak RSS are its own.
 - duckdb_typed: the same with every column's type given up front (one pass, no inference);
 - duckdb_exact: this project's own typed query (readers.exact_select: every value converted as
   the pipeline converts it, the window's columns added) loaded by DuckDB in one statement, with
-  the keys given, no HTTP, no dlt: the floor of any loader that keeps the types exact;
+  the keys given, no HTTP, no dlt: the floor of a loader that converts as this project does;
 - naive: the resource a user would write first: the same HTTP calls with requests, then the stdlib
   parser yielding one dict per row into dlt with its default settings.
 """

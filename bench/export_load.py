@@ -382,7 +382,7 @@ def summarize(measured: list[dict[str, Any]], repeat: int) -> dict[str, Any]:
                 ratio["pipeline_vs_naive"] = statistics.median(e["rows_per_s"] for e in entries) / naive
                 continue
             ratio.update(_paired(f"pipeline_vs_{reference}", entries, others))
-        # the floor of any exact load, against DuckDB's own read: what 0.7x asks is possible only above it
+        # the floor of an exact load against DuckDB's own read (docs/performance.md, "The floor")
         exact = groups.get((rows, export_format, "duckdb_exact"), [])
         duckdb = {e["round"]: e for e in groups.get((rows, export_format, "duckdb"), [])}
         ratio.update(_paired("duckdb_exact_vs_duckdb", exact, duckdb))
